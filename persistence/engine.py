@@ -1,0 +1,79 @@
+"""Engine factory: one async engine per process, tuned per backend.
+
+SQLite: WAL, ``synchronous=NORMAL``, a busy timeout, and ``BEGIN IMMEDIATE`` for every
+write transaction (plain ``BEGIN`` read-then-write transactions fail at once with
+"database is locked" under many processes, whatever the busy timeout; see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from persistence.tables import metadata
+
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+WRITE_OPTION = "coordinator_write"
+"""Execution option that marks a connection's next transaction as a write transaction."""
+
+_WAL_ATTEMPTS = 50
+_WAL_RETRY_PAUSE = 0.02  # seconds
+
+
+def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+    engine = create_async_engine(database_url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so we can emit BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            _enable_wal(cursor)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _enable_wal(cursor: Any) -> None:
+    # Switching a fresh file to WAL needs a moment of exclusive access; racing processes
+    # may see "database is locked" even with a busy timeout, so retry briefly.
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(_WAL_RETRY_PAUSE)
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create missing tables; safe to call from many processes at once."""
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(**{WRITE_OPTION: True})
+                async with conn.begin():
+                    await conn.run_sync(metadata.create_all, checkfirst=True)
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise

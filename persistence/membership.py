@@ -1,0 +1,187 @@
+"""Membership: one row per process incarnation, heartbeats, and reported states."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.rows import occurrence_from_row
+from persistence.tables import occurrences
+from persistence.transactions import StoreBase
+from schemas import (
+    CanaryGroup,
+    EventKind,
+    NewEvent,
+    OccurrenceRecord,
+    OccurrenceState,
+    Superseded,
+)
+
+
+async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
+    """The newest incarnation of every occurrence id, stopped ones included."""
+    newer = occurrences.alias("newer")
+    newest = (
+        ~select(newer.c.incarnation_id)
+        .where(
+            and_(
+                newer.c.occurrence_id == occurrences.c.occurrence_id,
+                newer.c.started_at > occurrences.c.started_at,
+            )
+        )
+        .exists()
+    )
+    rows = await conn.execute(
+        select(occurrences).where(newest).order_by(occurrences.c.occurrence_id)
+    )
+    return [occurrence_from_row(r) for r in rows]
+
+
+class MembershipStore(StoreBase):
+    async def register(
+        self, occurrence_id: str, *, host: str, pid: int, protocol_version: int
+    ) -> OccurrenceRecord:
+        """Start a new incarnation of ``occurrence_id``; older live ones are superseded.
+
+        A restarted process must not inherit the liveness of the dead one, and two
+        processes configured with the same id must not both count: the newest wins and
+        the older learns it on its next heartbeat.
+        """
+
+        async def work(conn: AsyncConnection) -> OccurrenceRecord:
+            now = self.now()
+            superseded = await conn.execute(
+                update(occurrences)
+                .where(occurrences.c.occurrence_id == occurrence_id)
+                .where(occurrences.c.stopped_at.is_(None))
+                .values(stopped_at=now)
+                .returning(occurrences.c.incarnation_id, occurrences.c.pid, occurrences.c.host)
+            )
+            notes = [
+                NewEvent(
+                    kind=EventKind.OCCURRENCE_SUPERSEDED,
+                    occurrence_id=occurrence_id,
+                    details={"incarnation_id": r.incarnation_id, "pid": r.pid, "host": r.host},
+                )
+                for r in superseded
+            ]
+            values: dict[str, Any] = {
+                "incarnation_id": str(uuid.uuid4()),
+                "occurrence_id": occurrence_id,
+                "state": OccurrenceState.STARTING.value,
+                "protocol_version": protocol_version,
+                "host": host,
+                "pid": pid,
+                "started_at": now,
+                "last_heartbeat_at": now,
+                "stopped_at": None,
+            }
+            await conn.execute(insert(occurrences).values(**values))
+            notes.append(
+                NewEvent(
+                    kind=EventKind.OCCURRENCE_REGISTERED,
+                    occurrence_id=occurrence_id,
+                    details={"incarnation_id": values["incarnation_id"], "pid": pid, "host": host},
+                )
+            )
+            await self._append(conn, now, notes)
+            return OccurrenceRecord(**values)
+
+        return await self._write(work)
+
+    async def heartbeat(self, me: OccurrenceRecord) -> None:
+        """Refresh liveness; raise ``Superseded`` if this incarnation was replaced."""
+
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(
+                update(occurrences)
+                .where(occurrences.c.incarnation_id == me.incarnation_id)
+                .where(occurrences.c.stopped_at.is_(None))
+                .values(last_heartbeat_at=self.now())
+            )
+            if result.rowcount == 0:
+                raise Superseded(
+                    f"occurrence {me.occurrence_id!r} was registered again by another process"
+                )
+
+        await self._write(work)
+
+    async def set_state(
+        self,
+        me: OccurrenceRecord,
+        state: OccurrenceState,
+        *,
+        rollout_id: str | None = None,
+        wave: CanaryGroup | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Report a new state, with its audit event, in one transaction."""
+
+        async def work(conn: AsyncConnection) -> None:
+            now = self.now()
+            previous = await conn.scalar(
+                select(occurrences.c.state).where(
+                    occurrences.c.incarnation_id == me.incarnation_id,
+                    occurrences.c.stopped_at.is_(None),
+                )
+            )
+            if previous is None:
+                raise Superseded(f"occurrence {me.occurrence_id!r} is no longer registered")
+            if previous == state.value:
+                return
+            await conn.execute(
+                update(occurrences)
+                .where(occurrences.c.incarnation_id == me.incarnation_id)
+                .values(state=state.value, last_heartbeat_at=now)
+            )
+            event = NewEvent(
+                kind=EventKind.OCCURRENCE_STATE_CHANGED,
+                occurrence_id=me.occurrence_id,
+                rollout_id=rollout_id,
+                wave=wave,
+                details={"from": previous, "to": state.value, **(details or {})},
+            )
+            await self._append(conn, now, [event])
+
+        await self._write(work)
+
+    async def deregister(self, me: OccurrenceRecord, *, reason: str) -> None:
+        """End this incarnation: it no longer counts as live, and holds no lease."""
+
+        async def work(conn: AsyncConnection) -> None:
+            now = self.now()
+            result = await conn.execute(
+                update(occurrences)
+                .where(occurrences.c.incarnation_id == me.incarnation_id)
+                .where(occurrences.c.stopped_at.is_(None))
+                .values(stopped_at=now)
+            )
+            if result.rowcount:
+                event = NewEvent(
+                    kind=EventKind.OCCURRENCE_STOPPED,
+                    occurrence_id=me.occurrence_id,
+                    details={"incarnation_id": me.incarnation_id, "reason": reason},
+                )
+                await self._append(conn, now, [event])
+
+        await self._write(work)
+
+    async def members(self) -> list[OccurrenceRecord]:
+        """The newest incarnation of each occurrence id, in id order."""
+        return await self._read(latest_incarnations)
+
+    async def count_live(self, member_ttl: float) -> int:
+        async def work(conn: AsyncConnection) -> int:
+            since = self.now() - member_ttl
+            count = await conn.scalar(
+                select(func.count())
+                .select_from(occurrences)
+                .where(occurrences.c.stopped_at.is_(None))
+                .where(occurrences.c.last_heartbeat_at > since)
+            )
+            return int(count or 0)
+
+        return await self._read(work)

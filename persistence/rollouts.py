@@ -1,0 +1,250 @@
+"""Rollouts: the fleet view each occurrence polls, the driver lease, fenced steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.membership import latest_incarnations
+from persistence.queries import (
+    current_wakeup,
+    load_rollouts,
+    open_tasks,
+    running_rollouts,
+    select_rollouts,
+)
+from persistence.tables import rollouts, tasks, waves
+from persistence.transactions import StoreBase
+from schemas import (
+    EventKind,
+    LifecycleKind,
+    NewEvent,
+    NotFound,
+    OccurrenceRecord,
+    RolloutChange,
+    RolloutRecord,
+    RolloutStatus,
+    SharedTask,
+    StaleFencingToken,
+    TaskStatus,
+    WaveRecord,
+    WaveStatus,
+)
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """One consistent snapshot of what an occurrence needs for one poll."""
+
+    now: float
+    members: tuple[OccurrenceRecord, ...]
+    running: tuple[RolloutRecord, ...]
+    current_wakeup: RolloutRecord | None
+    open_tasks: tuple[SharedTask, ...]
+
+    def open_task(self, kind: LifecycleKind) -> SharedTask | None:
+        return next((t for t in self.open_tasks if t.kind is kind), None)
+
+    def running_of(self, kind: LifecycleKind) -> RolloutRecord | None:
+        return next((r for r in self.running if r.kind is kind), None)
+
+
+def _wave_progress(wave: WaveRecord) -> dict[str, Any]:
+    # Members are left out on purpose: late joiners append to them concurrently.
+    return {
+        "status": wave.status.value,
+        "signalled_at": wave.signalled_at,
+        "next_check_at": wave.next_check_at,
+        "deadline": wave.deadline,
+        "finished_at": wave.finished_at,
+        "reached": list(wave.reached),
+        "failed": list(wave.failed),
+    }
+
+
+class RolloutStore(StoreBase):
+    async def fleet_view(self, decision_window: float) -> FleetView:
+        async def work(conn: AsyncConnection) -> FleetView:
+            now = self.now()
+            return FleetView(
+                now=now,
+                members=tuple(await latest_incarnations(conn)),
+                running=tuple(await running_rollouts(conn)),
+                current_wakeup=await current_wakeup(conn, now, decision_window),
+                open_tasks=tuple(await open_tasks(conn)),
+            )
+
+        return await self._read(work)
+
+    async def rollouts(
+        self, *, limit: int | None = 20, kind: LifecycleKind | None = None
+    ) -> list[RolloutRecord]:
+        """Rollouts, newest first."""
+
+        async def work(conn: AsyncConnection) -> list[RolloutRecord]:
+            where = [rollouts.c.kind == kind.value] if kind else []
+            return await select_rollouts(conn, *where, limit=limit)
+
+        return await self._read(work)
+
+    async def rollout(self, rollout_id: str) -> RolloutRecord:
+        async def work(conn: AsyncConnection) -> RolloutRecord:
+            found = await select_rollouts(conn, rollouts.c.rollout_id == rollout_id)
+            if not found:
+                raise NotFound(f"no rollout with id {rollout_id!r}")
+            return found[0]
+
+        return await self._read(work)
+
+    async def acquire_driver(self, rollout_id: str, holder: str, lease_ttl: float) -> int | None:
+        """Take the driver lease of a running rollout if it is free or expired.
+
+        Returns the new fencing token, or None if someone else holds a valid lease.
+        """
+
+        async def work(conn: AsyncConnection) -> int | None:
+            now = self.now()
+            previous = await conn.scalar(
+                select(rollouts.c.driver_id).where(rollouts.c.rollout_id == rollout_id)
+            )
+            token = await conn.scalar(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .where(rollouts.c.driver_id.is_(None) | (rollouts.c.driver_lease_expires_at < now))
+                .values(
+                    driver_id=holder,
+                    driver_token=rollouts.c.driver_token + 1,
+                    driver_lease_expires_at=now + lease_ttl,
+                )
+                .returning(rollouts.c.driver_token)
+            )
+            if token is None:
+                return None
+            details: dict[str, Any] = {"driver_token": token}
+            if previous:
+                details["took_over_from"] = previous
+            event = NewEvent(
+                kind=EventKind.DRIVER_ACQUIRED,
+                occurrence_id=holder,
+                rollout_id=rollout_id,
+                task_id=rollout_id,
+                details=details,
+            )
+            await self._append(conn, now, [event])
+            return int(token)
+
+        return await self._write(work)
+
+    async def apply_step(
+        self,
+        rollout_id: str,
+        holder: str,
+        token: int,
+        change: RolloutChange,
+        *,
+        lease_ttl: float,
+        release: bool = False,
+    ) -> None:
+        """Apply one step of the state machine and renew (or release) the driver lease.
+
+        Fenced: raises ``StaleFencingToken`` and writes nothing if ``token`` is no longer
+        the rollout's current driver token, or the rollout is no longer running.
+        """
+
+        async def work(conn: AsyncConnection) -> None:
+            now = self.now()
+            keep = not release and not change.status.is_finished
+            result = await conn.execute(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .where(rollouts.c.driver_id == holder)
+                .where(rollouts.c.driver_token == token)
+                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .values(
+                    status=change.status.value,
+                    finished_at=change.finished_at,
+                    abort_reason=change.abort_reason,
+                    driver_id=holder if keep else None,
+                    driver_lease_expires_at=now + lease_ttl if keep else None,
+                )
+            )
+            if result.rowcount == 0:
+                raise StaleFencingToken(
+                    f"driver token {token} of {holder!r} is no longer current for {rollout_id}"
+                )
+            for wave in change.waves:
+                await conn.execute(
+                    update(waves)
+                    .where(waves.c.rollout_id == rollout_id)
+                    .where(waves.c.wave_index == wave.index)
+                    .values(**_wave_progress(wave))
+                )
+            if change.fail_task:
+                await conn.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id == rollout_id)
+                    .values(status=TaskStatus.FAILED.value, updated_at=now)
+                )
+            await self._append(conn, now, change.events)
+
+        await self._write(work)
+
+    async def release_driver(self, rollout_id: str, holder: str, token: int) -> None:
+        """Give the lease up at once (a clean exit), so takeover is one poll away."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .where(rollouts.c.driver_id == holder)
+                .where(rollouts.c.driver_token == token)
+                .values(driver_id=None, driver_lease_expires_at=None)
+            )
+
+        await self._write(work)
+
+    async def join_last_wave(self, rollout_id: str, occurrence_id: str) -> WaveRecord | None:
+        """Add a late occurrence to the rollout's last wave while that wave is pending.
+
+        Returns the wave it belongs to (already a member, or just joined), or None when
+        the last wave was already signalled or the rollout is over.
+        """
+
+        async def work(conn: AsyncConnection) -> WaveRecord | None:
+            row = (
+                await conn.execute(
+                    select(rollouts).where(rollouts.c.rollout_id == rollout_id).with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no rollout with id {rollout_id!r}")
+            rollout = (await load_rollouts(conn, [row]))[0]
+            existing = rollout.wave_of(occurrence_id)
+            if existing is not None:
+                return existing
+            last = rollout.waves[-1]
+            if rollout.status is not RolloutStatus.RUNNING or last.status is not WaveStatus.PENDING:
+                return None
+            members = (*last.members, occurrence_id)
+            await conn.execute(
+                update(waves)
+                .where(waves.c.rollout_id == rollout_id)
+                .where(waves.c.wave_index == last.index)
+                .values(members=list(members))
+            )
+            event = NewEvent(
+                kind=EventKind.OCCURRENCE_JOINED,
+                occurrence_id=occurrence_id,
+                rollout_id=rollout_id,
+                task_id=rollout.task_id,
+                wave=last.group,
+                details={"late": True},
+            )
+            await self._append(conn, self.now(), [event])
+            return last.model_copy(update={"members": members})
+
+        return await self._write(work)

@@ -1,0 +1,36 @@
+"""The Store: every database operation the runtime needs, named after what it needs."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from persistence.audit import AuditStore
+from persistence.engine import create_engine, create_schema
+from persistence.membership import MembershipStore
+from persistence.rollouts import RolloutStore
+from persistence.shared_tasks import SharedTaskStore
+from persistence.transactions import Clock
+
+
+class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
+    """One object per process; safe to share between the tasks of that process."""
+
+    @classmethod
+    async def open(cls, database_url: str, *, clock: Clock = time.time) -> Store:
+        """Connect, create missing tables, and return a ready store."""
+        engine = create_engine(database_url)
+        try:
+            await create_schema(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, clock)
+
+    @classmethod
+    def from_engine(cls, engine: AsyncEngine, *, clock: Clock = time.time) -> Store:
+        return cls(engine, clock)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,94 @@
+"""The base of the Store: short transactions with bounded retry, and the audit append."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+import anyio
+import structlog
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from persistence.engine import WRITE_OPTION
+from persistence.tables import events
+from schemas import DatabaseUnavailable, NewEvent
+
+T = TypeVar("T")
+
+RETRY_ATTEMPTS = 8
+RETRY_BASE_DELAY = 0.05  # seconds, doubled per attempt
+RETRY_MAX_DELAY = 1.0  # seconds
+
+log = structlog.get_logger("coordinator.store")
+
+Clock = Callable[[], float]
+"""Returns the current time in Unix seconds."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that a retry may cure: a busy SQLite file, a dropped connection."""
+    if isinstance(exc, OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class StoreBase:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self.engine = engine
+        self.now = clock
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+        return await self._transaction(work, write=True)
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one read transaction: a consistent snapshot."""
+        return await self._transaction(work, write=False)
+
+    async def _transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool
+    ) -> T:
+        delay = RETRY_BASE_DELAY
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                # Shielded: a cancelled caller must not leave a claim half-written.
+                with anyio.CancelScope(shield=True):
+                    async with self.engine.connect() as conn:
+                        if write:
+                            conn = await conn.execution_options(**{WRITE_OPTION: True})
+                        async with conn.begin():
+                            return await work(conn)
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                if attempt == RETRY_ATTEMPTS:
+                    raise DatabaseUnavailable(
+                        f"database still failing after {attempt} attempts: {exc.orig}"
+                    ) from exc
+                log.warning("database_retry", attempt=attempt, delay=delay, error=str(exc.orig))
+                await anyio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+        raise AssertionError("unreachable")
+
+    async def _append(self, conn: AsyncConnection, at: float, new: Iterable[NewEvent]) -> None:
+        rows = [
+            {
+                "at": at,
+                "kind": e.kind,
+                "occurrence_id": e.occurrence_id,
+                "rollout_id": e.rollout_id,
+                "task_id": e.task_id,
+                "wave": e.wave,
+                "details": e.details,
+            }
+            for e in new
+        ]
+        if rows:
+            await conn.execute(insert(events), rows)

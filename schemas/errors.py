@@ -1,0 +1,39 @@
+"""The one exception family of the project.
+
+Defined in the bottom layer so that every layer can raise and catch it. Each class's
+docstring is its default message; subclasses also subclass the builtin they refine, so
+callers that only know ``ValueError`` or ``LookupError`` still catch them.
+"""
+
+from __future__ import annotations
+
+
+class CoordinatorError(Exception):
+    """Something went wrong in coordinator."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(CoordinatorError, ValueError):
+    """A setting has a value coordinator cannot work with."""
+
+
+class InvalidOccurrenceId(ConfigurationError):
+    """An occurrence id must be 1-64 letters, digits, '.', '_' or '-', and not '__shared__'."""
+
+
+class NotFound(CoordinatorError, LookupError):
+    """The requested record does not exist."""
+
+
+class StaleFencingToken(CoordinatorError):
+    """A write carried a fencing token that is no longer current: another holder took over."""
+
+
+class Superseded(CoordinatorError):
+    """A newer incarnation of this occurrence id registered; this one must stop."""
+
+
+class DatabaseUnavailable(CoordinatorError, ConnectionError):
+    """The database did not answer after the bounded retries."""

@@ -1,0 +1,30 @@
+"""Names of the audit-trail events. Stable snake_case: operators grep and alert on them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    OCCURRENCE_REGISTERED = "occurrence_registered"
+    OCCURRENCE_SUPERSEDED = "occurrence_superseded"
+    OCCURRENCE_STATE_CHANGED = "occurrence_state_changed"
+    OCCURRENCE_STOPPED = "occurrence_stopped"
+    OCCURRENCE_JOINED = "occurrence_joined"
+    SHUTDOWN_REQUESTED = "shutdown_requested"
+    TASK_CREATED = "task_created"
+    TASK_CLAIMED = "task_claimed"
+    TASK_RELEASED = "task_released"
+    TASK_FAILED = "task_failed"
+    DISCOVERY_SHORTFALL = "discovery_shortfall"
+    DECISION_MADE = "decision_made"
+    DECISION_ERROR = "decision_error"
+    ROLLOUT_STARTED = "rollout_started"
+    ROLLOUT_REJECTED = "rollout_rejected"
+    DRIVER_ACQUIRED = "driver_acquired"
+    WAVE_SIGNALLED = "wave_signalled"
+    WAVE_HEALTHY = "wave_healthy"
+    WAVE_FAILED = "wave_failed"
+    WAVE_SKIPPED = "wave_skipped"
+    ROLLOUT_COMPLETED = "rollout_completed"
+    ROLLOUT_ABORTED = "rollout_aborted"

@@ -1,0 +1,25 @@
+"""Occurrence ids: what a valid one looks like, and the reserved shared id."""
+
+from __future__ import annotations
+
+import re
+
+from schemas.errors import InvalidOccurrenceId
+
+SHARED_OCCURRENCE_ID = "__shared__"
+"""``agent_occurrence_id`` of agent-level tasks, seen by every occurrence (the FSD's convention)."""
+
+_VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def validate_occurrence_id(value: str) -> str:
+    """Return ``value`` if it is a usable occurrence id, else raise ``InvalidOccurrenceId``."""
+    if value == SHARED_OCCURRENCE_ID:
+        raise InvalidOccurrenceId(
+            f"occurrence id {value!r} is reserved for shared tasks; pick another id"
+        )
+    if not _VALID.fullmatch(value):
+        raise InvalidOccurrenceId(
+            f"occurrence id {value!r} is invalid: use 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return value

@@ -1,0 +1,158 @@
+"""Records read from and written to the database. Times are Unix seconds (floats)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.enums import (
+    CanaryGroup,
+    LifecycleKind,
+    OccurrenceState,
+    RolloutStatus,
+    TaskStatus,
+    Verdict,
+    WaveStatus,
+)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Decision(Record):
+    """What the deciding occurrence answered, on behalf of every occurrence."""
+
+    verdict: Verdict
+    reason: str
+    decided_by: str
+    decided_at: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is Verdict.ACCEPT
+
+
+class SharedTask(Record):
+    """A row of ``tasks`` with ``agent_occurrence_id = '__shared__'``."""
+
+    task_id: str
+    agent_occurrence_id: str
+    kind: LifecycleKind
+    status: TaskStatus
+    reason: str | None
+    requested_by: str | None
+    outcome: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+    claimed_by: str | None
+    lease_expires_at: float | None
+    fencing_token: int
+    schema_v: int
+
+
+class Claim(Record):
+    """Proof that this occurrence holds a shared task's lease; its token fences its writes."""
+
+    task: SharedTask
+    holder: str
+    fencing_token: int
+    lease_expires_at: float
+
+
+class OccurrenceRecord(Record):
+    """One incarnation (one process start) of an occurrence."""
+
+    incarnation_id: str
+    occurrence_id: str
+    state: OccurrenceState
+    protocol_version: int
+    host: str
+    pid: int
+    started_at: float
+    last_heartbeat_at: float
+    stopped_at: float | None
+
+    def is_alive(self, now: float, member_ttl: float) -> bool:
+        return self.stopped_at is None and now - self.last_heartbeat_at < member_ttl
+
+
+class WaveRecord(Record):
+    rollout_id: str
+    index: int
+    group: CanaryGroup
+    members: tuple[str, ...]
+    status: WaveStatus
+    soak: float = Field(description="seconds between the wave's signal and its first health check")
+    signalled_at: float | None = None
+    next_check_at: float | None = None
+    deadline: float | None = None
+    finished_at: float | None = None
+    reached: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
+class RolloutRecord(Record):
+    """A decided lifecycle change and its progress through the waves."""
+
+    rollout_id: str
+    task_id: str
+    kind: LifecycleKind
+    status: RolloutStatus
+    decision: Decision
+    request_reason: str | None
+    created_at: float
+    finished_at: float | None
+    abort_reason: str | None
+    health_timeout: float
+    health_poll: float
+    expected_occurrences: int | None
+    discovered_occurrences: int
+    driver_id: str | None
+    driver_token: int
+    driver_lease_expires_at: float | None
+    waves: tuple[WaveRecord, ...]
+
+    def wave_of(self, occurrence_id: str) -> WaveRecord | None:
+        for wave in self.waves:
+            if occurrence_id in wave.members:
+                return wave
+        return None
+
+
+class EventRecord(Record):
+    event_id: int
+    at: float
+    kind: str
+    occurrence_id: str | None
+    rollout_id: str | None
+    task_id: str | None
+    wave: CanaryGroup | None
+    details: dict[str, Any]
+
+
+class NewEvent(Record):
+    """An event about to be appended to the audit trail (the store stamps id and time)."""
+
+    kind: str
+    occurrence_id: str | None = None
+    rollout_id: str | None = None
+    task_id: str | None = None
+    wave: CanaryGroup | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RolloutChange(Record):
+    """What one step of the rollout state machine changes; applied atomically, fenced."""
+
+    status: RolloutStatus
+    finished_at: float | None = None
+    abort_reason: str | None = None
+    waves: tuple[WaveRecord, ...] = ()
+    events: tuple[NewEvent, ...] = ()
+    fail_task: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.waves and not self.events

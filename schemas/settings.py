@@ -1,0 +1,130 @@
+"""Settings of one occurrence, read from ``COORDINATOR_*`` environment variables.
+
+Durations are seconds. The FSD's own names ``AGENT_OCCURRENCE_ID`` and
+``AGENT_OCCURRENCE_COUNT`` are accepted as well. ``load_settings`` turns every invalid
+value into one ``ConfigurationError`` that names the offending settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigurationError, InvalidOccurrenceId
+from schemas.ids import validate_occurrence_id
+
+ENV_PREFIX = "COORDINATOR_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./coordinator.db"
+
+# Plain driver names are mapped to the async drivers coordinator uses.
+_SCHEME_ALIASES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """Return ``url`` with an async driver, or raise ``ValueError`` saying what is wrong."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not rest:
+        raise ValueError(f"{url!r} is not a database URL (expected e.g. {DEFAULT_DATABASE_URL})")
+    driver = _SCHEME_ALIASES.get(scheme.lower())
+    if driver is None:
+        supported = ", ".join(sorted(set(_SCHEME_ALIASES.values())))
+        raise ValueError(f"unsupported database scheme {scheme!r} (supported: {supported})")
+    if driver == "sqlite+aiosqlite" and not rest.startswith("/"):
+        raise ValueError(f"{url!r}: a SQLite URL needs a path, e.g. sqlite+aiosqlite:///./fleet.db")
+    return f"{driver}://{rest}"
+
+
+def _env(name: str, *extra: str) -> AliasChoices:
+    return AliasChoices(ENV_PREFIX + name.upper(), *extra, name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    occurrence_id: str = Field(
+        default="default", validation_alias=_env("occurrence_id", "AGENT_OCCURRENCE_ID")
+    )
+    agent_occurrence_count: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices(
+            ENV_PREFIX + "AGENT_OCCURRENCE_COUNT",
+            "AGENT_OCCURRENCE_COUNT",
+            "agent_occurrence_count",
+        ),
+        description="how many occurrences the decider waits for before it snapshots the groups",
+    )
+    poll_interval: float = Field(default=1.0, gt=0)
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    member_ttl: float = Field(default=30.0, gt=0)
+    lease_ttl: float = Field(default=15.0, gt=0)
+    explorer_soak: float = Field(default=30.0, ge=0)
+    early_adopter_soak: float = Field(default=60.0, ge=0)
+    health_timeout: float = Field(default=300.0, gt=0)
+    health_poll: float = Field(default=5.0, gt=0)
+    early_adopter_fraction: float = Field(default=0.3, gt=0, lt=1)
+    decision_window: float = Field(default=86400.0, gt=0)
+    discovery_grace: float = Field(default=10.0, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("occurrence_id")
+    @classmethod
+    def _occurrence_id(cls, value: str) -> str:
+        try:
+            return validate_occurrence_id(value)
+        except InvalidOccurrenceId as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _coherent_timings(self) -> Self:
+        if self.member_ttl <= self.heartbeat_interval:
+            raise ValueError(
+                f"{ENV_PREFIX}MEMBER_TTL ({self.member_ttl}) must exceed "
+                f"{ENV_PREFIX}HEARTBEAT_INTERVAL ({self.heartbeat_interval}), "
+                "or live members would look dead between beats"
+            )
+        if self.lease_ttl <= self.poll_interval:
+            raise ValueError(
+                f"{ENV_PREFIX}LEASE_TTL ({self.lease_ttl}) must exceed {ENV_PREFIX}POLL_INTERVAL "
+                f"({self.poll_interval}), "
+                "or a holder could not renew its lease in time"
+            )
+        return self
+
+
+def setting_env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, with ``overrides`` (e.g. CLI flags) on top.
+
+    Raises ``ConfigurationError`` naming every invalid setting.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = setting_env_name(field) if field else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            value = error.get("input")
+            shown = "" if field == "" or isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"{name}: {message}{shown}" if name else message)
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
