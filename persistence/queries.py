@@ -60,6 +60,16 @@ async def current_wakeup(conn: AsyncConnection, now: float, window: float) -> Ro
     return None if shutdown_after is not None else latest[0]
 
 
+async def latest_accepted_shutdown(conn: AsyncConnection) -> RolloutRecord | None:
+    found = await select_rollouts(
+        conn,
+        rollouts.c.kind == LifecycleKind.SHUTDOWN.value,
+        rollouts.c.verdict == Verdict.ACCEPT.value,
+        limit=1,
+    )
+    return found[0] if found else None
+
+
 async def running_rollouts(conn: AsyncConnection) -> list[RolloutRecord]:
     return await select_rollouts(conn, rollouts.c.status == RolloutStatus.RUNNING.value)
 

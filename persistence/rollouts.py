@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.membership import latest_incarnations
 from persistence.queries import (
     current_wakeup,
+    latest_accepted_shutdown,
     load_rollouts,
     open_tasks,
     running_rollouts,
@@ -43,6 +44,8 @@ class FleetView:
     members: tuple[OccurrenceRecord, ...]
     running: tuple[RolloutRecord, ...]
     current_wakeup: RolloutRecord | None
+    latest_shutdown: RolloutRecord | None
+    """The newest accepted shutdown rollout, running or finished."""
     open_tasks: tuple[SharedTask, ...]
 
     def open_task(self, kind: LifecycleKind) -> SharedTask | None:
@@ -74,6 +77,7 @@ class RolloutStore(StoreBase):
                 members=tuple(await latest_incarnations(conn)),
                 running=tuple(await running_rollouts(conn)),
                 current_wakeup=await current_wakeup(conn, now, decision_window),
+                latest_shutdown=await latest_accepted_shutdown(conn),
                 open_tasks=tuple(await open_tasks(conn)),
             )
 

@@ -1,0 +1,171 @@
+"""Deciding a shared task: discovery, one engine call under a renewed lease, a fenced record."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio
+
+from coordinator.clock import Clock
+from coordinator.engine import DecisionEngine, DecisionRequest
+from coordinator.member_policy import ACTIVE_STATES
+from coordinator.planning import build_plan, discovery_done
+from coordinator.prompts import render_shutdown_message, render_wakeup_message
+from persistence import Store
+from schemas import (
+    Claim,
+    Decision,
+    EventKind,
+    LifecycleKind,
+    NewEvent,
+    RolloutPlan,
+    RolloutRecord,
+    Settings,
+    StaleFencingToken,
+    Verdict,
+)
+
+
+class Decider:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        engine: DecisionEngine,
+        clock: Clock,
+        log: Any,
+        *,
+        agent_name: str = "agent",
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._engine = engine
+        self._clock = clock
+        self._log = log
+        self._agent_name = agent_name
+        self._me = settings.occurrence_id
+
+    async def decide(self, claim: Claim) -> RolloutRecord | None:
+        """Decide ``claim``'s task for every occurrence and start its rollout.
+
+        Returns the rollout, or None if the decision failed (the task is given back) or
+        this occurrence lost its claim meanwhile (someone else decides).
+        """
+        task = claim.task
+        log = self._log.bind(task_id=task.task_id, kind=task.kind.value)
+        log.info("task_claimed", fencing_token=claim.fencing_token)
+        try:
+            async with self._renewing(claim) as current:
+                plan = await self._plan(claim)
+                request = DecisionRequest(
+                    kind=task.kind,
+                    task_id=task.task_id,
+                    occurrence_id=self._me,
+                    message=self._message(plan, task.reason),
+                    plan=plan,
+                    reason=task.reason,
+                )
+                answer = await self._engine.decide(request)
+            decision = Decision(
+                verdict=Verdict.ACCEPT if answer.accept else Verdict.REJECT,
+                reason=answer.reason,
+                decided_by=self._me,
+                decided_at=self._clock.now(),
+            )
+            driver = self._me if answer.accept and self._drives(plan) else None
+            rollout = await self._store.record_decision(
+                current[0], decision, plan, driver=driver, lease_ttl=self._settings.lease_ttl
+            )
+        except StaleFencingToken:
+            log.warning("decision_superseded", why="claim lost before the decision was recorded")
+            return None
+        except Exception as exc:  # the engine is user code: any failure gives the task back
+            log.error("decision_error", error=repr(exc))
+            with suppress(StaleFencingToken):  # lost anyway: someone else decides
+                await self._store.release_claim(claim, error=repr(exc))
+            return None
+        log.info(
+            "decision_made",
+            rollout_id=rollout.rollout_id,
+            verdict=decision.verdict.value,
+            reason=decision.reason,
+            groups={w.group.value: list(w.members) for w in rollout.waves},
+        )
+        return rollout
+
+    def _drives(self, plan: RolloutPlan) -> bool:
+        # A wakeup's decider drives it; a shutdown's only if it leaves in the last wave.
+        if plan.kind is LifecycleKind.WAKEUP:
+            return True
+        last = max((i for i, w in enumerate(plan.waves) if w.members), default=0)
+        mine = next(i for i, w in enumerate(plan.waves) if self._me in w.members)
+        return mine >= last
+
+    def _message(self, plan: RolloutPlan, reason: str | None) -> str:
+        if plan.kind is LifecycleKind.WAKEUP:
+            return render_wakeup_message(plan, agent_name=self._agent_name, occurrence_id=self._me)
+        return render_shutdown_message(plan, occurrence_id=self._me, reason=reason or "")
+
+    async def _plan(self, claim: Claim) -> RolloutPlan:
+        settings = self._settings
+        kind = claim.task.kind
+        started = self._clock.now()
+        while True:
+            members = await self._store.members()
+            now = self._clock.now()
+            live = [
+                m.occurrence_id
+                for m in members
+                if m.state in ACTIVE_STATES and m.is_alive(now, settings.member_ttl)
+            ]
+            # A shutdown concerns the occurrences serving now: no one to wait for.
+            if kind is LifecycleKind.SHUTDOWN or discovery_done(
+                len(live), settings.agent_occurrence_count, now - started, settings.discovery_grace
+            ):
+                break
+            await self._clock.sleep(settings.poll_interval)
+        plan = build_plan(kind, self._me, live, settings, request_reason=claim.task.reason)
+        expected = settings.agent_occurrence_count
+        if kind is LifecycleKind.WAKEUP and expected is not None and plan.total_members < expected:
+            shortfall = NewEvent(
+                kind=EventKind.DISCOVERY_SHORTFALL,
+                occurrence_id=self._me,
+                task_id=claim.task.task_id,
+                details={"expected": expected, "discovered": plan.total_members},
+            )
+            await self._store.record_event(shortfall)
+            self._log.warning(
+                "discovery_shortfall", expected=expected, discovered=plan.total_members
+            )
+        return plan
+
+    @asynccontextmanager
+    async def _renewing(self, claim: Claim) -> AsyncIterator[list[Claim]]:
+        """Keep the claim's lease alive while the body runs; cancel the body if it is lost."""
+        current = [claim]
+        interval = self._settings.lease_ttl / 3
+
+        async def renew() -> None:
+            while True:
+                await self._clock.sleep(interval)
+                current[0] = await self._store.renew_claim(current[0], self._settings.lease_ttl)
+
+        lost: list[StaleFencingToken] = []
+        async with anyio.create_task_group() as tg:
+
+            async def guard() -> None:
+                try:
+                    await renew()
+                except StaleFencingToken as exc:
+                    lost.append(exc)
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(guard)
+            try:
+                yield current
+            finally:
+                tg.cancel_scope.cancel()
+        if lost:
+            raise lost[0]

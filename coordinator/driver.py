@@ -1,0 +1,94 @@
+"""Driving rollouts: a leased role any eligible occurrence may hold, one step per poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.logs import log_events
+from coordinator.member_policy import may_drive
+from coordinator.rollout_machine import observe, step_rollout
+from persistence import FleetView, Store
+from schemas import OccurrenceState, RolloutChange, Settings, StaleFencingToken
+
+
+class RolloutDriver:
+    """Holds this occurrence's driver leases (rollout id -> fencing token)."""
+
+    def __init__(self, store: Store, settings: Settings, log: Any) -> None:
+        self._store = store
+        self._settings = settings
+        self._me = settings.occurrence_id
+        self._log = log
+        self._held: dict[str, int] = {}
+
+    @property
+    def holding(self) -> frozenset[str]:
+        return frozenset(self._held)
+
+    def adopt(self, rollout_id: str, token: int) -> None:
+        """Take note of a lease obtained elsewhere (a decider drives its own wakeup)."""
+        self._held[rollout_id] = token
+
+    async def drive(self, view: FleetView, state: OccurrenceState) -> None:
+        # Held leases are not pruned from the view: it may predate a lease just adopted.
+        lease_ttl = self._settings.lease_ttl
+        for rollout in view.running:
+            rid = rollout.rollout_id
+            token = self._held.get(rid)
+            if token is not None and (
+                rollout.driver_id != self._me or rollout.driver_token != token
+            ):
+                self._lost(rid, "taken over")
+                token = None
+            eligible = may_drive(rollout, self._me, state)
+            if token is not None and not eligible:
+                await self.release(rid)
+                continue
+            if token is None:
+                free = rollout.driver_id is None or (
+                    rollout.driver_lease_expires_at is not None
+                    and rollout.driver_lease_expires_at < view.now
+                )
+                if not (eligible and free):
+                    continue
+                token = await self._store.acquire_driver(rid, self._me, lease_ttl)
+                if token is None:
+                    continue
+                self._held[rid] = token
+                self._log.info(
+                    "driver_acquired",
+                    rollout_id=rid,
+                    driver_token=token,
+                    took_over_from=rollout.driver_id,
+                )
+                renew = False  # just acquired: the lease is fresh
+            else:
+                expires = rollout.driver_lease_expires_at or view.now
+                renew = expires - view.now < lease_ttl / 2
+            observed = observe(view.members, view.now, self._settings.member_ttl)
+            step = step_rollout(rollout, observed, view.now, driver=self._me)
+            if step.change is None and not renew:
+                continue
+            change = step.change or RolloutChange(status=rollout.status)
+            try:
+                await self._store.apply_step(rid, self._me, token, change, lease_ttl=lease_ttl)
+            except StaleFencingToken:
+                self._lost(rid, "stale fencing token")
+                continue
+            log_events(self._log, change.events)
+            if change.status.is_finished:
+                self._held.pop(rid, None)
+
+    async def release(self, rollout_id: str) -> None:
+        token = self._held.pop(rollout_id, None)
+        if token is not None:
+            await self._store.release_driver(rollout_id, self._me, token)
+            self._log.info("driver_released", rollout_id=rollout_id, driver_token=token)
+
+    async def release_all(self) -> None:
+        for rollout_id in list(self._held):
+            await self.release(rollout_id)
+
+    def _lost(self, rollout_id: str, why: str) -> None:
+        self._held.pop(rollout_id, None)
+        self._log.warning("driver_lease_lost", rollout_id=rollout_id, why=why)

@@ -1,0 +1,133 @@
+"""What one occurrence should do next, decided from one snapshot of the fleet (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import StrEnum
+
+from coordinator.rollout_machine import last_wave_index
+from persistence import FleetView
+from schemas import (
+    LifecycleKind,
+    OccurrenceRecord,
+    OccurrenceState,
+    RolloutRecord,
+    RolloutStatus,
+    SharedTask,
+    TaskStatus,
+    WaveRecord,
+    WaveStatus,
+)
+
+ACTIVE_STATES = (OccurrenceState.STARTING, OccurrenceState.WAKEUP, OccurrenceState.WORK)
+"""States of an occurrence that takes part in decisions and rollouts."""
+
+
+class Act(StrEnum):
+    WAIT = "wait"
+    OPEN_WAKEUP = "open_wakeup"
+    CLAIM = "claim"
+    JOIN_LAST_WAVE = "join_last_wave"
+    ENTER_WORK = "enter_work"
+    LEAVE = "leave"
+    STOP_REJECTED = "stop_rejected"
+
+
+@dataclass(frozen=True)
+class MemberAction:
+    act: Act
+    why: str = ""
+    rollout: RolloutRecord | None = None
+    wave: WaveRecord | None = None
+    task: SharedTask | None = None
+
+
+def claimable(task: SharedTask, now: float) -> bool:
+    if task.status is TaskStatus.PENDING:
+        return True
+    expired = task.lease_expires_at is not None and task.lease_expires_at < now
+    return task.status is TaskStatus.ACTIVE and expired
+
+
+def may_drive(rollout: RolloutRecord, occurrence_id: str, state: OccurrenceState) -> bool:
+    """Any active occurrence may drive a wakeup. A shutdown is driven only by members of
+    its last wave or by occurrences outside it, so the driver never leaves mid-rollout."""
+    if state not in (OccurrenceState.WAKEUP, OccurrenceState.WORK):
+        return False
+    if rollout.kind is LifecycleKind.WAKEUP:
+        return True
+    wave = rollout.wave_of(occurrence_id)
+    return wave is None or wave.index >= last_wave_index(rollout)
+
+
+def next_action(
+    view: FleetView,
+    me: OccurrenceRecord,
+    state: OccurrenceState,
+    *,
+    driving: Collection[str] = (),
+) -> MemberAction:
+    if state not in ACTIVE_STATES:
+        return MemberAction(Act.WAIT, f"nothing to do in state {state.value}")
+    leave = _shutdown_signal(view, me, driving)
+    if leave is not None:
+        return leave
+    if state is OccurrenceState.WORK:
+        return _claim_shutdown(view) or MemberAction(Act.WAIT, "serving")
+    return _waking(view, me)
+
+
+def _shutdown_signal(
+    view: FleetView, me: OccurrenceRecord, driving: Collection[str]
+) -> MemberAction | None:
+    shutdown = view.latest_shutdown
+    if shutdown is None:
+        return None
+    wave = shutdown.wave_of(me.occurrence_id)
+    # Only a signal given to this incarnation counts, not one its predecessor obeyed.
+    if wave is None or wave.signalled_at is None or wave.signalled_at < me.started_at:
+        return None
+    if shutdown.status is RolloutStatus.RUNNING and shutdown.rollout_id in driving:
+        return MemberAction(Act.WAIT, "driving the shutdown: leaving after the others")
+    return MemberAction(Act.LEAVE, rollout=shutdown, wave=wave)
+
+
+def _claim_shutdown(view: FleetView) -> MemberAction | None:
+    task = view.open_task(LifecycleKind.SHUTDOWN)
+    if task is None:
+        return None
+    if view.running:
+        return MemberAction(Act.WAIT, "shutdown requested; waiting for the running rollout")
+    if claimable(task, view.now):
+        return MemberAction(Act.CLAIM, task=task)
+    return MemberAction(Act.WAIT, f"{task.claimed_by} is deciding the shutdown")
+
+
+def _waking(view: FleetView, me: OccurrenceRecord) -> MemberAction:
+    wakeup = view.current_wakeup
+    if wakeup is None:
+        if view.running_of(LifecycleKind.SHUTDOWN) is not None:
+            return MemberAction(Act.WAIT, "a shutdown rollout is running; waking up after it")
+        task = view.open_task(LifecycleKind.WAKEUP)
+        if task is None:
+            return MemberAction(Act.OPEN_WAKEUP)
+        if claimable(task, view.now):
+            return MemberAction(Act.CLAIM, task=task)
+        return MemberAction(Act.WAIT, f"{task.claimed_by} is deciding the wakeup")
+    if wakeup.status is RolloutStatus.REJECTED:
+        return MemberAction(Act.STOP_REJECTED, wakeup.decision.reason, rollout=wakeup)
+    wave = wakeup.wave_of(me.occurrence_id)
+    if wave is not None and wave.signalled_at is not None:
+        return MemberAction(Act.ENTER_WORK, rollout=wakeup, wave=wave)
+    if wakeup.status is RolloutStatus.ABORTED:
+        # The fleet waits for an operator; a shutdown request is one way out.
+        return _claim_shutdown(view) or MemberAction(
+            Act.WAIT, f"wakeup rollout aborted ({wakeup.abort_reason}); waiting for an operator"
+        )
+    if wave is not None:
+        return MemberAction(Act.WAIT, f"waiting for the {wave.group.value} wave")
+    if wakeup.status is RolloutStatus.RUNNING and wakeup.waves[-1].status is WaveStatus.PENDING:
+        return MemberAction(Act.JOIN_LAST_WAVE, rollout=wakeup)
+    # The wakeup is past its last wave: skip the ritual and join the active pool.
+    return MemberAction(Act.ENTER_WORK, rollout=wakeup)

@@ -1,0 +1,182 @@
+"""The rollout state machine: (persisted rollout, observations, now) -> change.
+
+Pure: no I/O and no clock of its own. The driver reads the rollout and the members,
+calls ``step_rollout``, and applies the change in one fenced transaction, so a step is
+idempotent and any occurrence can resume a rollout from what is persisted.
+
+Per wave: ``pending`` -> ``signalled`` (members act) -> soak -> health checks every
+``health_poll`` until ``healthy`` or ``failed`` (or ``skipped`` if empty or aborted).
+Abort rules (the FSD): a failed wave before the last aborts the rollout and signals no
+further wave; the explorer failing also marks the shared task FAILED; the last wave
+failing (partly or wholly) is logged and the rollout still completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator.gate import GateOutcome, MemberStatus, evaluate_gate
+from schemas import (
+    CanaryGroup,
+    EventKind,
+    LifecycleKind,
+    NewEvent,
+    OccurrenceRecord,
+    RolloutChange,
+    RolloutRecord,
+    RolloutStatus,
+    WaveRecord,
+    WaveStatus,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    change: RolloutChange | None
+    """None when nothing changed."""
+    wake_at: float | None
+    """When the rollout can next change by the passing of time alone."""
+
+
+def observe(
+    members: Iterable[OccurrenceRecord], now: float, member_ttl: float
+) -> dict[str, MemberStatus]:
+    return {
+        m.occurrence_id: MemberStatus(state=m.state, alive=m.is_alive(now, member_ttl))
+        for m in members
+    }
+
+
+def last_wave_index(rollout: RolloutRecord) -> int:
+    """Index of the last wave with members: the wave whose failure no longer aborts."""
+    indices = [w.index for w in rollout.waves if w.members]
+    return max(indices, default=len(rollout.waves) - 1)
+
+
+def step_rollout(
+    rollout: RolloutRecord,
+    observed: Mapping[str, MemberStatus],
+    now: float,
+    *,
+    driver: str | None = None,
+) -> Step:
+    if rollout.status is not RolloutStatus.RUNNING:
+        return Step(None, None)
+    waves = list(rollout.waves)
+    changed: dict[int, WaveRecord] = {}
+    events: list[NewEvent] = []
+    last = last_wave_index(rollout)
+
+    def put(wave: WaveRecord, **update: Any) -> WaveRecord:
+        new = wave.model_copy(update=update)
+        waves[wave.index] = changed[wave.index] = new
+        return new
+
+    def note(kind: EventKind, wave: CanaryGroup | None = None, **details: Any) -> None:
+        events.append(
+            NewEvent(
+                kind=kind,
+                occurrence_id=driver,
+                rollout_id=rollout.rollout_id,
+                task_id=rollout.task_id,
+                wave=wave,
+                details=details,
+            )
+        )
+
+    def finish(status: RolloutStatus, **fields: Any) -> Step:
+        change = RolloutChange(
+            status=status,
+            finished_at=now,
+            waves=tuple(changed.values()),
+            events=tuple(events),
+            **fields,
+        )
+        return Step(change, None)
+
+    for index in range(len(waves)):
+        wave = waves[index]
+        if wave.status.is_settled:
+            continue
+        if wave.status is WaveStatus.PENDING:
+            if not wave.members:
+                put(wave, status=WaveStatus.SKIPPED, finished_at=now)
+                note(EventKind.WAVE_SKIPPED, wave.group, reason="no members")
+                continue
+            check_at = now + wave.soak
+            put(
+                wave,
+                status=WaveStatus.SIGNALLED,
+                signalled_at=now,
+                next_check_at=check_at,
+                deadline=check_at + rollout.health_timeout,
+            )
+            note(EventKind.WAVE_SIGNALLED, wave.group, members=list(wave.members), soak=wave.soak)
+            return _unfinished(rollout, changed, events, wake_at=check_at)
+        # Signalled: soaking, then checked every health_poll until it settles.
+        assert wave.next_check_at is not None and wave.deadline is not None
+        if now < wave.next_check_at:
+            return _unfinished(rollout, changed, events, wake_at=wave.next_check_at)
+        final = index >= last
+        exclude = (driver,) if driver and final and rollout.kind is LifecycleKind.SHUTDOWN else ()
+        verdict = evaluate_gate(
+            rollout.kind,
+            wave.members,
+            observed,
+            final=final,
+            timed_out=now >= wave.deadline,
+            exclude=exclude,
+        )
+        if verdict.outcome is GateOutcome.WAIT:
+            check_at = min(now + rollout.health_poll, wave.deadline)
+            put(wave, next_check_at=check_at)
+            return _unfinished(rollout, changed, events, wake_at=check_at)
+        settled = {"finished_at": now, "reached": verdict.reached, "failed": verdict.failed}
+        if verdict.outcome is GateOutcome.PASS:
+            put(wave, status=WaveStatus.HEALTHY, **settled)
+            note(
+                EventKind.WAVE_HEALTHY,
+                wave.group,
+                reached=list(verdict.reached),
+                failed=list(verdict.failed),
+            )
+            continue
+        put(wave, status=WaveStatus.FAILED, **settled)
+        note(
+            EventKind.WAVE_FAILED,
+            wave.group,
+            reached=list(verdict.reached),
+            failed=list(verdict.failed),
+            pending=list(verdict.pending),
+            timed_out=now >= wave.deadline,
+        )
+        if final:
+            continue  # The last wave failing is logged; the rollout still completes.
+        reason = f"{wave.group.value} wave failed its health gate"
+        for later in waves[index + 1 :]:
+            put(later, status=WaveStatus.SKIPPED, finished_at=now)
+            note(EventKind.WAVE_SKIPPED, later.group, reason="rollout aborted")
+        fail_task = wave.group is CanaryGroup.EXPLORER
+        note(EventKind.ROLLOUT_ABORTED, wave.group, reason=reason, task_failed=fail_task)
+        return finish(RolloutStatus.ABORTED, abort_reason=reason, fail_task=fail_task)
+
+    failed = sorted({m for w in waves for m in w.failed})
+    note(EventKind.ROLLOUT_COMPLETED, failed_members=failed)
+    return finish(RolloutStatus.COMPLETED)
+
+
+def _unfinished(
+    rollout: RolloutRecord,
+    changed: Mapping[int, WaveRecord],
+    events: list[NewEvent],
+    *,
+    wake_at: float,
+) -> Step:
+    if not changed:
+        return Step(None, wake_at)
+    change = RolloutChange(
+        status=rollout.status, waves=tuple(changed.values()), events=tuple(events)
+    )
+    return Step(change, wake_at)

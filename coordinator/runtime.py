@@ -1,0 +1,398 @@
+"""OccurrenceRuntime: one occurrence of the agent, embedded in the agent's process.
+
+Two loops run while it is open: a heartbeat every ``HEARTBEAT_INTERVAL``, and a poll every
+``POLL_INTERVAL`` that reads one snapshot of the fleet, advances any rollout this
+occurrence drives, then takes the member's next action. Hooks and engine calls (user
+code, maybe slow) run beside the poll loop, never inside it, so driving goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from coordinator.clock import Clock, SystemClock
+from coordinator.decider import Decider
+from coordinator.driver import RolloutDriver
+from coordinator.engine import AcceptingEngine, DecisionEngine
+from coordinator.hooks import LifecycleHooks, WaveContext
+from coordinator.member_policy import Act, MemberAction, next_action
+from persistence import FleetView, Store
+from schemas import (
+    Claim,
+    DatabaseUnavailable,
+    EventKind,
+    NewEvent,
+    OccurrenceRecord,
+    OccurrenceState,
+    RolloutRecord,
+    Settings,
+    SharedTask,
+    Superseded,
+    WaveRecord,
+)
+
+PROTOCOL_VERSION = 1
+"""Bumped when occurrences of different versions could no longer coordinate."""
+
+
+class OccurrenceRuntime:
+    """One occurrence. Either ``async with OccurrenceRuntime(settings, ...) as rt:`` or
+    ``await task_group.start(rt.run)``; one runtime runs once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: DecisionEngine | None = None,
+        hooks: LifecycleHooks | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        agent_name: str = "agent",
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or AcceptingEngine()
+        self.hooks = hooks or LifecycleHooks()
+        self.clock = clock or SystemClock()
+        self.agent_name = agent_name
+        self.error: BaseException | None = None
+        self._store = store
+        self._owns_store = store is None
+        self._me: OccurrenceRecord | None = None
+        self._state = OccurrenceState.STARTING
+        self._stack = AsyncExitStack()
+        self._tg: TaskGroup | None = None
+        self._decider: Decider
+        self._driver: RolloutDriver
+        self._stopped = anyio.Event()
+        self._changed = anyio.Event()
+        self._deregistered = False
+        self._busy = False
+        self._poked = False
+        self._nap_scope: anyio.CancelScope | None = None
+        self._last_note = ""
+        self._log: Any = structlog.get_logger("coordinator").bind(
+            occurrence_id=settings.occurrence_id
+        )
+
+    # -- public surface -------------------------------------------------------------
+
+    @property
+    def occurrence_id(self) -> str:
+        return self.settings.occurrence_id
+
+    @property
+    def state(self) -> OccurrenceState:
+        return self._state
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the runtime is not started")
+        return self._store
+
+    async def __aenter__(self) -> Self:
+        group = await self._stack.enter_async_context(anyio.create_task_group())
+        await group.start(self.run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        await self._stack.aclose()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Register, follow the fleet until this occurrence leaves it, then clean up.
+
+        ``task_status.started()`` is signalled once registered; cancelling ``run`` or
+        calling ``stop()`` leaves the fleet uncoordinated (for instance on SIGTERM).
+        """
+        try:
+            await self._register()
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._guarded, self._heartbeat_loop)
+                tg.start_soon(self._guarded, self._poll_loop)
+                task_status.started()
+                await self._stopped.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._cleanup()
+
+    def stop(self) -> None:
+        """Ask ``run`` to return (the occurrence leaves without a coordinated shutdown)."""
+        self._mark_stopped()
+
+    async def wait_stopped(self) -> OccurrenceState:
+        """Wait until this occurrence left the fleet (coordinated shutdown, or an error)."""
+        await self._stopped.wait()
+        return self._state
+
+    async def wait_for(self, *states: OccurrenceState) -> OccurrenceState:
+        """Wait until the state is one of ``states``, or the occurrence stopped."""
+        while self._state not in states and not self._stopped.is_set():
+            await self._changed.wait()
+        return self._state
+
+    async def request_shutdown(self, reason: str) -> SharedTask:
+        """Ask the fleet for a coordinated shutdown (one occurrence will decide)."""
+        task, _ = await self.store.request_shutdown(reason, requested_by=self.occurrence_id)
+        self._poke()
+        return task
+
+    async def _register(self) -> None:
+        if self._store is None:
+            self._store = await Store.open(self.settings.database_url, clock=self.clock.now)
+        self._me = await self._store.register(
+            self.occurrence_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            protocol_version=PROTOCOL_VERSION,
+        )
+        self._log = self._log.bind(incarnation_id=self._me.incarnation_id)
+        self._decider = Decider(
+            self._store,
+            self.settings,
+            self.engine,
+            self.clock,
+            self._log,
+            agent_name=self.agent_name,
+        )
+        self._driver = RolloutDriver(self._store, self.settings, self._log)
+        self._log.info("occurrence_registered", pid=self._me.pid, host=self._me.host)
+        await self._set_state(OccurrenceState.WAKEUP)
+
+    async def _cleanup(self) -> None:
+        self._mark_stopped()
+        if self._store is not None and self._me is not None:
+            try:
+                await self._driver.release_all()
+                await self._leave_fleet("closed by the embedding program")
+            except (DatabaseUnavailable, Superseded) as exc:
+                self._log.warning("leave_failed", error=str(exc))
+        if self._owns_store and self._store is not None:
+            await self._store.close()
+
+    # -- loops ------------------------------------------------------------------------
+
+    async def _guarded(self, loop: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await loop()
+        except Superseded as exc:
+            if not self._deregistered:  # after a clean leave, a late heartbeat is expected
+                self._crash(exc, "occurrence_superseded")
+        except Exception as exc:
+            self._crash(exc, "occurrence_crashed")
+
+    def _crash(self, exc: BaseException, event: str) -> None:
+        self.error = exc
+        self._log.error(event, error=repr(exc))
+        self._mark_stopped()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._me is not None
+        while not self._stopped.is_set():
+            await self.clock.sleep(self.settings.heartbeat_interval)
+            if self._stopped.is_set():
+                return
+            try:
+                await self.store.heartbeat(self._me)
+            except DatabaseUnavailable as exc:
+                self._log.warning("heartbeat_failed", error=str(exc))
+
+    async def _poll_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                view = await self.store.fleet_view(self.settings.decision_window)
+                await self._tick(view)
+            except DatabaseUnavailable as exc:
+                # Keep serving in the current state; decide nothing until it answers.
+                self._log.warning("database_unavailable", error=str(exc))
+            await self._nap(self.settings.poll_interval)
+
+    async def _nap(self, seconds: float) -> None:
+        if self._poked:
+            self._poked = False
+            return
+        with anyio.CancelScope() as scope:
+            self._nap_scope = scope
+            await self.clock.sleep(seconds)
+        self._nap_scope = None
+        self._poked = False
+
+    def _poke(self) -> None:
+        """Poll again at once (something this occurrence did may have changed the fleet)."""
+        self._poked = True
+        if self._nap_scope is not None:
+            self._nap_scope.cancel()
+
+    # -- one poll -----------------------------------------------------------------------
+
+    async def _tick(self, view: FleetView) -> None:
+        assert self._me is not None
+        await self._driver.drive(view, self._state)
+        if self._busy or self._stopped.is_set():
+            return
+        action = next_action(view, self._me, self._state, driving=self._driver.holding)
+        if action.act is Act.WAIT:
+            if action.why != self._last_note:
+                self._last_note = action.why
+                self._log.info("waiting", why=action.why, state=self._state.value)
+        elif action.act is Act.OPEN_WAKEUP:
+            if await self.store.open_wakeup_task(self.occurrence_id, self.settings.decision_window):
+                self._poke()
+        elif action.act is Act.CLAIM:
+            assert action.task is not None
+            claim = await self.store.claim_task(
+                action.task.task_id, self.occurrence_id, self.settings.lease_ttl
+            )
+            if claim is not None:
+                self._spawn(self._decide, claim)
+        elif action.act is Act.JOIN_LAST_WAVE:
+            assert action.rollout is not None
+            wave = await self.store.join_last_wave(action.rollout.rollout_id, self.occurrence_id)
+            if wave is not None:
+                self._log.info(
+                    "occurrence_joined",
+                    rollout_id=wave.rollout_id,
+                    wave=wave.group.value,
+                    late=True,
+                )
+            self._poke()
+        elif action.act is Act.ENTER_WORK:
+            assert action.rollout is not None
+            self._spawn(self._enter_work, action.rollout, action.wave)
+        elif action.act is Act.LEAVE:
+            assert action.rollout is not None and action.wave is not None
+            self._spawn(self._leave, action.rollout, action.wave)
+        elif action.act is Act.STOP_REJECTED:
+            await self._stop_after_rejected_wakeup(action)
+
+    def _spawn(self, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+        assert self._tg is not None
+        self._busy = True
+
+        async def run() -> None:
+            try:
+                await work(*args)
+            finally:
+                self._busy = False
+                self._poke()
+
+        self._tg.start_soon(self._guarded, run)
+
+    # -- actions ------------------------------------------------------------------------
+
+    async def _decide(self, claim: Claim) -> None:
+        rollout = await self._decider.decide(claim)
+        if rollout is not None and rollout.driver_id == self.occurrence_id:
+            self._driver.adopt(rollout.rollout_id, rollout.driver_token)
+
+    async def _enter_work(self, rollout: RolloutRecord, wave: WaveRecord | None) -> None:
+        group = wave.group if wave else None
+        if wave is None:
+            await self.store.record_event(
+                NewEvent(
+                    kind=EventKind.OCCURRENCE_JOINED,
+                    occurrence_id=self.occurrence_id,
+                    rollout_id=rollout.rollout_id,
+                    task_id=rollout.task_id,
+                    details={"late": True, "direct": True},
+                )
+            )
+            self._log.info("occurrence_joined", rollout_id=rollout.rollout_id, direct=True)
+        context = WaveContext(self.occurrence_id, rollout.rollout_id, group)
+        try:
+            await self.hooks.on_work(context)
+        except Exception as exc:
+            self._log.error("on_work_failed", rollout_id=rollout.rollout_id, error=repr(exc))
+            await self._set_state(
+                OccurrenceState.FAILED, rollout=rollout, wave=wave, error=repr(exc)
+            )
+            return
+        await self._set_state(OccurrenceState.WORK, rollout=rollout, wave=wave)
+
+    async def _leave(self, rollout: RolloutRecord, wave: WaveRecord) -> None:
+        await self._set_state(OccurrenceState.SHUTTING_DOWN, rollout=rollout, wave=wave)
+        context = WaveContext(
+            self.occurrence_id, rollout.rollout_id, wave.group, rollout.request_reason
+        )
+        try:
+            await self.hooks.on_shutdown(context)
+        except Exception as exc:
+            self._log.error("on_shutdown_failed", rollout_id=rollout.rollout_id, error=repr(exc))
+            await self._set_state(
+                OccurrenceState.FAILED, rollout=rollout, wave=wave, error=repr(exc)
+            )
+            return
+        await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
+        await self._driver.release_all()
+        await self._leave_fleet("coordinated shutdown")
+        self._mark_stopped()
+
+    async def _stop_after_rejected_wakeup(self, action: MemberAction) -> None:
+        self._log.error("wakeup_rejected", reason=action.why)
+        await self._set_state(
+            OccurrenceState.SHUTDOWN, rollout=action.rollout, wakeup_rejected=action.why
+        )
+        await self._leave_fleet("wakeup rejected")
+        self._mark_stopped()
+
+    # -- state --------------------------------------------------------------------------
+
+    async def _set_state(
+        self,
+        state: OccurrenceState,
+        *,
+        rollout: RolloutRecord | None = None,
+        wave: WaveRecord | None = None,
+        **details: Any,
+    ) -> None:
+        """Report a state; an unreachable database delays the report, never loses it."""
+        assert self._me is not None
+        while True:
+            try:
+                await self.store.set_state(
+                    self._me,
+                    state,
+                    rollout_id=rollout.rollout_id if rollout else None,
+                    wave=wave.group if wave else None,
+                    details=details or None,
+                )
+                break
+            except DatabaseUnavailable as exc:
+                self._log.warning("state_report_delayed", state=state.value, error=str(exc))
+                await self.clock.sleep(self.settings.poll_interval)
+        previous, self._state = self._state, state
+        self._log.info(
+            "occurrence_state_changed",
+            **{"from": previous.value, "to": state.value},
+            rollout_id=rollout.rollout_id if rollout else None,
+            wave=wave.group.value if wave else None,
+        )
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _leave_fleet(self, reason: str) -> None:
+        if not self._deregistered and self._me is not None:
+            await self.store.deregister(self._me, reason=reason)
+            self._deregistered = True
+
+    def _mark_stopped(self) -> None:
+        self._stopped.set()
+        self._changed.set()
