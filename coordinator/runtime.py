@@ -64,6 +64,8 @@ class OccurrenceRuntime:
         self.clock = clock or SystemClock()
         self.agent_name = agent_name
         self.error: BaseException | None = None
+        self.left_because: str | None = None
+        """Why this occurrence left the fleet (e.g. "coordinated shutdown"); None while in it."""
         self._store = store
         self._owns_store = store is None
         self._me: OccurrenceRecord | None = None
@@ -92,6 +94,11 @@ class OccurrenceRuntime:
     @property
     def state(self) -> OccurrenceState:
         return self._state
+
+    @property
+    def stopped(self) -> bool:
+        """True once this occurrence left the fleet (or crashed)."""
+        return self._stopped.is_set()
 
     @property
     def store(self) -> Store:
@@ -392,6 +399,7 @@ class OccurrenceRuntime:
         if not self._deregistered and self._me is not None:
             await self.store.deregister(self._me, reason=reason)
             self._deregistered = True
+            self.left_because = reason
 
     def _mark_stopped(self) -> None:
         self._stopped.set()

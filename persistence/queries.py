@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.rows import rollout_from_row, task_from_row, wave_from_row
@@ -44,34 +45,60 @@ async def select_rollouts(
     return await load_rollouts(conn, (await conn.execute(query)).all())
 
 
-async def current_wakeup(conn: AsyncConnection, now: float, window: float) -> RolloutRecord | None:
+def wakeup_in_force(
+    latest_wakeup: RolloutRecord | None,
+    latest_shutdown: RolloutRecord | None,
+    now: float,
+    window: float,
+) -> RolloutRecord | None:
     """The wakeup decision still in force: decided within ``window`` seconds and not
     followed by an accepted shutdown. New occurrences join it instead of deciding again."""
-    latest = await select_rollouts(conn, rollouts.c.kind == LifecycleKind.WAKEUP.value, limit=1)
-    if not latest or latest[0].created_at < now - window:
+    if latest_wakeup is None or latest_wakeup.created_at < now - window:
         return None
-    shutdown_after = await conn.scalar(
-        select(rollouts.c.rollout_id)
-        .where(rollouts.c.kind == LifecycleKind.SHUTDOWN.value)
-        .where(rollouts.c.verdict == Verdict.ACCEPT.value)
-        .where(rollouts.c.created_at >= latest[0].created_at)
-        .limit(1)
+    if latest_shutdown is not None and latest_shutdown.created_at >= latest_wakeup.created_at:
+        return None
+    return latest_wakeup
+
+
+def _latest(kind: LifecycleKind, *, accepted: bool = False) -> ScalarSelect[Any]:
+    query = select(rollouts.c.rollout_id).where(rollouts.c.kind == kind.value)
+    if accepted:
+        query = query.where(rollouts.c.verdict == Verdict.ACCEPT.value)
+    return query.order_by(rollouts.c.created_at.desc()).limit(1).scalar_subquery()
+
+
+@dataclass(frozen=True)
+class RolloutsOfInterest:
+    running: tuple[RolloutRecord, ...]
+    latest_wakeup: RolloutRecord | None
+    latest_shutdown: RolloutRecord | None
+    """The newest accepted shutdown, running or finished."""
+
+    def wakeup_in_force(self, now: float, window: float) -> RolloutRecord | None:
+        return wakeup_in_force(self.latest_wakeup, self.latest_shutdown, now, window)
+
+
+async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
+    """Running rollouts, the newest wakeup and the newest accepted shutdown, in two queries."""
+    wakeup_id = _latest(LifecycleKind.WAKEUP)
+    shutdown_id = _latest(LifecycleKind.SHUTDOWN, accepted=True)
+    query = select(rollouts, wakeup_id.label("latest_wakeup"), shutdown_id.label("latest_shutdown"))
+    rows = (
+        await conn.execute(
+            query.where(
+                (rollouts.c.status == RolloutStatus.RUNNING.value)
+                | (rollouts.c.rollout_id == wakeup_id)
+                | (rollouts.c.rollout_id == shutdown_id)
+            )
+        )
+    ).all()
+    found = {r.rollout_id: r for r in await load_rollouts(conn, rows)}
+    marks = rows[0] if rows else None
+    return RolloutsOfInterest(
+        running=tuple(r for r in found.values() if r.status is RolloutStatus.RUNNING),
+        latest_wakeup=found.get(marks.latest_wakeup) if marks else None,
+        latest_shutdown=found.get(marks.latest_shutdown) if marks else None,
     )
-    return None if shutdown_after is not None else latest[0]
-
-
-async def latest_accepted_shutdown(conn: AsyncConnection) -> RolloutRecord | None:
-    found = await select_rollouts(
-        conn,
-        rollouts.c.kind == LifecycleKind.SHUTDOWN.value,
-        rollouts.c.verdict == Verdict.ACCEPT.value,
-        limit=1,
-    )
-    return found[0] if found else None
-
-
-async def running_rollouts(conn: AsyncConnection) -> list[RolloutRecord]:
-    return await select_rollouts(conn, rollouts.c.status == RolloutStatus.RUNNING.value)
 
 
 async def open_tasks(conn: AsyncConnection) -> list[SharedTask]:

@@ -10,11 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.membership import latest_incarnations
 from persistence.queries import (
-    current_wakeup,
-    latest_accepted_shutdown,
     load_rollouts,
     open_tasks,
-    running_rollouts,
+    rollouts_of_interest,
     select_rollouts,
 )
 from persistence.tables import rollouts, tasks, waves
@@ -72,12 +70,13 @@ class RolloutStore(StoreBase):
     async def fleet_view(self, decision_window: float) -> FleetView:
         async def work(conn: AsyncConnection) -> FleetView:
             now = self.now()
+            interest = await rollouts_of_interest(conn)
             return FleetView(
                 now=now,
                 members=tuple(await latest_incarnations(conn)),
-                running=tuple(await running_rollouts(conn)),
-                current_wakeup=await current_wakeup(conn, now, decision_window),
-                latest_shutdown=await latest_accepted_shutdown(conn),
+                running=interest.running,
+                current_wakeup=interest.wakeup_in_force(now, decision_window),
+                latest_shutdown=interest.latest_shutdown,
                 open_tasks=tuple(await open_tasks(conn)),
             )
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.queries import current_wakeup, load_rollouts, open_tasks
+from persistence.queries import load_rollouts, open_tasks, rollouts_of_interest
 from persistence.rows import task_from_row, wave_values
 from persistence.tables import SCHEMA_VERSION, rollouts, tasks, waves
 from persistence.transactions import StoreBase
@@ -67,14 +67,10 @@ class SharedTaskStore(StoreBase):
 
         async def work(conn: AsyncConnection) -> SharedTask | None:
             now = self.now()
-            if await current_wakeup(conn, now, window) is not None:
+            interest = await rollouts_of_interest(conn)
+            if interest.wakeup_in_force(now, window) is not None:
                 return None
-            running_shutdown = await conn.scalar(
-                select(rollouts.c.rollout_id)
-                .where(rollouts.c.kind == LifecycleKind.SHUTDOWN.value)
-                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
-            )
-            if running_shutdown is not None:
+            if any(r.kind is LifecycleKind.SHUTDOWN for r in interest.running):
                 return None
             existing = await _open_task(conn, LifecycleKind.WAKEUP)
             if existing is not None:

@@ -1,1 +1,28 @@
-"""The command line: python -m coordinator ..."""
+"""The command line: ``python -m coordinator COMMAND``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from coordinator.cli import run_cmd, shutdown_cmd, simulate_cmd, status_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m coordinator",
+        description="Coordinate the N occurrences of one agent: one decision per wakeup or "
+        "shutdown, rolled out in canary waves with health gates.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    simulate_cmd.add_parser(commands)
+    run_cmd.add_parser(commands)
+    status_cmd.add_parser(commands)
+    shutdown_cmd.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code

@@ -1,0 +1,65 @@
+"""Flags shared by commands: every setting as a flag, and friendly database checks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from schemas import ConfigurationError, Settings, load_settings
+from schemas.settings import normalize_database_url, setting_env_name
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+_CUSTOM_FLAGS = {"database_url": "--db", "occurrence_id": "--occurrence-id"}
+
+
+def add_database_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        dest="database_url",
+        metavar="URL",
+        help=f"database URL (env {setting_env_name('database_url')}; "
+        "default sqlite+aiosqlite:///./coordinator.db)",
+    )
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; a flag overrides its COORDINATOR_* environment variable."""
+    add_database_flag(parser)
+    group = parser.add_argument_group("settings (durations in seconds; each overrides its env)")
+    for name, field in Settings.model_fields.items():
+        if name == "database_url":
+            continue
+        flag = _CUSTOM_FLAGS.get(name, "--" + name.replace("_", "-"))
+        default = field.default if field.default is not None else "unset"
+        group.add_argument(
+            flag,
+            dest=name,
+            metavar="VALUE",
+            help=f"env {setting_env_name(name)} (default {default})",
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)
+    }
+    return load_settings(**overrides)
+
+
+def existing_database_url(args: argparse.Namespace) -> str:
+    """The database URL, refusing a SQLite file that does not exist (a typo would
+    otherwise create an empty database and report an empty fleet)."""
+    url = settings_from_args(args).database_url
+    url = normalize_database_url(url)
+    if url.startswith("sqlite+aiosqlite:///"):
+        path = Path(url.removeprefix("sqlite+aiosqlite:///"))
+        if not path.exists():
+            raise ConfigurationError(
+                f"no coordinator database at {path}: start occurrences first, or point "
+                f"--db / {setting_env_name('database_url')} at the fleet's database"
+            )
+    return url

@@ -1,0 +1,82 @@
+"""``run``: one real occurrence process with the built-in engine."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import anyio
+import structlog
+
+from coordinator.cli.options import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_settings_flags,
+    settings_from_args,
+)
+from coordinator.engine import AcceptingEngine
+from coordinator.logs import configure_logging
+from coordinator.runtime import OccurrenceRuntime
+from schemas import ConfigurationError, OccurrenceState, Settings
+
+HELP = "run one occurrence: wake up through the fleet, serve, leave on a coordinated shutdown"
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run",
+        help=HELP,
+        description=HELP + ". Exit codes: 0 after a coordinated shutdown or a stop signal, "
+        "1 on failure (or a rejected wakeup), 2 for bad configuration.",
+    )
+    add_settings_flags(parser)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+    except ConfigurationError as exc:
+        print(f"coordinator run: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(args.log_level, json=args.log_json)
+    return anyio.run(_serve, settings)
+
+
+async def _serve(settings: Settings) -> int:
+    log = structlog.get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
+    runtime = OccurrenceRuntime(settings, engine=AcceptingEngine())
+    signalled: list[int] = []
+
+    async def stop_on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                signalled.append(signum)
+                log.info("stop_signal", signal=signal.Signals(signum).name)
+                runtime.stop()
+                return
+
+    async def stop_on_failure() -> None:
+        if await runtime.wait_for(OccurrenceState.FAILED) is OccurrenceState.FAILED:
+            runtime.stop()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_on_signal)
+        tg.start_soon(stop_on_failure)
+        try:
+            await runtime.run()
+        finally:
+            tg.cancel_scope.cancel()
+    if runtime.error is not None:
+        return EXIT_FAILED
+    if signalled:
+        return EXIT_OK
+    left_cleanly = runtime.state is OccurrenceState.SHUTDOWN and runtime.left_because == (
+        "coordinated shutdown"
+    )
+    log.info("occurrence_exit", state=runtime.state.value, reason=runtime.left_because)
+    return EXIT_OK if left_cleanly else EXIT_FAILED

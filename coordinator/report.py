@@ -1,0 +1,151 @@
+"""Reports read back from the database: rollout summaries, the timeline, availability.
+
+Pure functions of persisted records, so ``simulate`` reports what the audit trail proves,
+not what the harness believes happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from coordinator.rollout_machine import last_wave_index
+from schemas import (
+    EventKind,
+    EventRecord,
+    LifecycleKind,
+    OccurrenceState,
+    RolloutRecord,
+    Verdict,
+)
+
+WAVE_NUMBER = {"explorer": 1, "early_adopter": 2, "general": 3}
+
+
+def _rel(at: float | None, origin: float) -> float | None:
+    return None if at is None else round(at - origin, 1)
+
+
+def rollout_summary(
+    rollout: RolloutRecord, *, origin: float, invocations: Mapping[str, int]
+) -> dict[str, Any]:
+    return {
+        "rollout_id": rollout.rollout_id,
+        "kind": rollout.kind.value,
+        "decided_by": rollout.decision.decided_by,
+        "decision": rollout.decision.verdict.value,
+        "reason": rollout.decision.reason,
+        "status": rollout.status.value,
+        "abort_reason": rollout.abort_reason,
+        "decision_invocations": invocations.get(rollout.task_id, 0),
+        "waves": [
+            {
+                "group": w.group.value,
+                "members": list(w.members),
+                "status": w.status.value,
+                "started_at": _rel(w.signalled_at, origin),
+                "finished_at": _rel(w.finished_at, origin),
+                "failed": list(w.failed),
+            }
+            for w in rollout.waves
+        ],
+    }
+
+
+def min_available_during_shutdown(
+    rollouts: Iterable[RolloutRecord], events: Iterable[EventRecord]
+) -> int | None:
+    """Fewest occurrences in ``work`` between the shutdown decision and the signal of its
+    last wave (the capacity the fleet kept while the canary waves went down)."""
+    shutdown = next(
+        (
+            r
+            for r in rollouts
+            if r.kind is LifecycleKind.SHUTDOWN and r.decision.verdict is Verdict.ACCEPT
+        ),
+        None,
+    )
+    if shutdown is None:
+        return None
+    last = shutdown.waves[last_wave_index(shutdown)]
+    end = last.signalled_at or shutdown.finished_at or float("inf")
+    working: set[str] = set()
+    lowest: int | None = None
+    for event in sorted(events, key=lambda e: e.event_id):
+        if event.at >= end:
+            break
+        if event.kind == EventKind.OCCURRENCE_STATE_CHANGED and event.occurrence_id:
+            if event.details.get("to") == OccurrenceState.WORK.value:
+                working.add(event.occurrence_id)
+            else:
+                working.discard(event.occurrence_id)
+        if event.at >= shutdown.created_at:
+            lowest = len(working) if lowest is None else min(lowest, len(working))
+    return lowest
+
+
+def clock_label(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f"T+{whole // 60}:{whole % 60:02d}"
+
+
+def describe(event: EventRecord) -> str | None:
+    """One readable line for a timeline, or None for events the timeline leaves out."""
+    d = event.details
+    who = event.occurrence_id or "?"
+    wave = event.wave.value if event.wave else ""
+    number = WAVE_NUMBER.get(wave, 0)
+    kind = event.kind
+    if kind == EventKind.SHUTDOWN_REQUESTED:
+        return f"shutdown requested by {d.get('requested_by')}: {d.get('reason')}"
+    if kind == EventKind.TASK_CLAIMED:
+        task = (event.task_id or "").split("_")[0]
+        taken = f", taking over from {d['took_over_from']}" if "took_over_from" in d else ""
+        return f"{who} claims the shared {task} task{taken}"
+    if kind == EventKind.DISCOVERY_SHORTFALL:
+        return f"discovery: {d.get('discovered')} of {d.get('expected')} expected occurrences live"
+    if kind == EventKind.DECISION_MADE:
+        verdict = str(d.get("verdict", "")).upper()
+        return f"{who} decides {verdict} for {d.get('kind')} on behalf of all: {d.get('reason')}"
+    if kind in (EventKind.ROLLOUT_STARTED, EventKind.ROLLOUT_REJECTED):
+        groups = d.get("groups", {})
+        plan = ", ".join(f"{g} {len(m)}" for g, m in groups.items())
+        if kind == EventKind.ROLLOUT_REJECTED:
+            return f"rejected: no occurrence changes state (plan was {plan})"
+        return f"rollout planned: {plan}"
+    if kind == EventKind.DRIVER_ACQUIRED and "took_over_from" in d:
+        return f"{who} takes over driving the rollout from {d['took_over_from']}"
+    if kind == EventKind.WAVE_SIGNALLED:
+        members = d.get("members", [])
+        return f"Wave {number} ({wave}) signalled: {', '.join(members)}"
+    if kind == EventKind.WAVE_HEALTHY:
+        failed = d.get("failed") or []
+        extra = f"; failed: {', '.join(failed)}" if failed else ""
+        return f"Wave {number} ({wave}) healthy: {len(d.get('reached', []))} reached{extra}"
+    if kind == EventKind.WAVE_FAILED:
+        failed = d.get("failed", []) + d.get("pending", [])
+        return f"Wave {number} ({wave}) FAILED its health gate: {', '.join(failed) or '-'}"
+    if kind == EventKind.WAVE_SKIPPED:
+        return f"Wave {number} ({wave}) skipped: {d.get('reason')}"
+    if kind == EventKind.ROLLOUT_COMPLETED:
+        failed = d.get("failed_members") or []
+        return "rollout completed" + (f" (failed: {', '.join(failed)})" if failed else "")
+    if kind == EventKind.ROLLOUT_ABORTED:
+        return f"rollout ABORTED: {d.get('reason')}"
+    if kind == EventKind.OCCURRENCE_JOINED:
+        where = "the active pool" if d.get("direct") else f"the {wave} wave"
+        return f"{who} joins {where} late"
+    if kind == EventKind.OCCURRENCE_STATE_CHANGED and d.get("to") in ("work", "shutdown", "failed"):
+        suffix = f" ({wave})" if wave else ""
+        error = f": {d['error']}" if "error" in d else ""
+        return f"  {who} -> {d['to']}{suffix}{error}"
+    return None
+
+
+def timeline(events: Iterable[EventRecord], origin: float) -> list[str]:
+    lines = []
+    for event in events:
+        text = describe(event)
+        if text is not None:
+            lines.append(f"{clock_label(event.at - origin)}  {text}")
+    return lines

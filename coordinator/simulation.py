@@ -1,0 +1,214 @@
+"""``simulate``: N occurrences as concurrent tasks in one process, on a real SQLite file,
+with every duration compressed by a scaled clock."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from coordinator.clock import ScaledClock
+from coordinator.engine import ScriptedEngine
+from coordinator.hooks import LifecycleHooks, WaveContext
+from coordinator.report import min_available_during_shutdown, rollout_summary, timeline
+from coordinator.runtime import OccurrenceRuntime
+from persistence import Store
+from schemas import (
+    CanaryGroup,
+    LifecycleKind,
+    OccurrenceState,
+    RolloutRecord,
+    RolloutStatus,
+    load_settings,
+)
+
+SCENARIOS = ("lifecycle", "wakeup", "shutdown", "reject")
+DEFAULT_OCCURRENCES = 9
+DEFAULT_TIME_SCALE = 15.0
+"""Simulated seconds per wall-clock second: the default lifecycle (about 200 simulated
+seconds with the production timings) then takes about 13 s."""
+FOLLOW_INTERVAL = 0.1  # wall seconds between reads of the audit trail while following
+SETTLE_POLLS = 200  # at 0.5 simulated seconds each
+SETTLED_AFTER_WAKEUP = (OccurrenceState.WORK, OccurrenceState.FAILED)
+
+
+class SimulatedFailure(RuntimeError):
+    """Injected by ``simulate --fail``."""
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    occurrences: int = DEFAULT_OCCURRENCES
+    scenario: str = "lifecycle"
+    fail: CanaryGroup | None = None
+    time_scale: float = DEFAULT_TIME_SCALE
+    database_url: str | None = None
+    reason: str = "simulated maintenance window"
+
+    def __post_init__(self) -> None:
+        if self.occurrences < 1:
+            raise ValueError(f"--occurrences must be at least 1 (got {self.occurrences})")
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r} (choose from {SCENARIOS})")
+        if self.time_scale <= 0:
+            raise ValueError(f"--time-scale must be > 0 (got {self.time_scale})")
+        if self.fail is not None and self.scenario == "reject":
+            raise ValueError("--fail does not apply to the reject scenario: nothing rolls out")
+
+    @property
+    def failing_kind(self) -> LifecycleKind | None:
+        """Which rollout ``--fail`` breaks: the shutdown for ``shutdown``, else the wakeup."""
+        if self.fail is None:
+            return None
+        return LifecycleKind.SHUTDOWN if self.scenario == "shutdown" else LifecycleKind.WAKEUP
+
+
+def _hooks(config: SimulationConfig) -> LifecycleHooks:
+    async def on_work(ctx: WaveContext) -> None:
+        if config.failing_kind is LifecycleKind.WAKEUP and ctx.group is config.fail:
+            raise SimulatedFailure(f"{ctx.occurrence_id} cannot start serving (--fail)")
+
+    async def on_shutdown(ctx: WaveContext) -> None:
+        if config.failing_kind is LifecycleKind.SHUTDOWN and ctx.group is config.fail:
+            raise SimulatedFailure(f"{ctx.occurrence_id} cannot stop cleanly (--fail)")
+
+    return LifecycleHooks(on_work=on_work, on_shutdown=on_shutdown)
+
+
+async def simulate(
+    config: SimulationConfig, *, on_line: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the scenario and return the report; ``on_line`` receives the live timeline."""
+    workdir = None
+    url = config.database_url
+    if url is None:
+        workdir = Path(tempfile.mkdtemp(prefix="coordinator-sim-"))
+        url = f"sqlite+aiosqlite:///{workdir / 'fleet.db'}"
+    clock = ScaledClock(config.time_scale)
+    store = await Store.open(load_settings(database_url=url).database_url, clock=clock.now)
+    engine = ScriptedEngine(accept_shutdown=config.scenario != "reject")
+    try:
+        await _run(config, url, clock, store, engine, on_line)
+        rollouts = list(reversed(await store.rollouts(limit=None)))
+        events = await store.events()
+        members = await store.members()
+    finally:
+        await store.close()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    invocations = Counter(r.task_id for r in engine.requests)
+    origin = clock.origin
+    return {
+        "occurrences": config.occurrences,
+        "scenario": config.scenario,
+        "fail": config.fail.value if config.fail else None,
+        "time_scale": config.time_scale,
+        "rollouts": [rollout_summary(r, origin=origin, invocations=invocations) for r in rollouts],
+        "final_states": {m.occurrence_id: m.state.value for m in members},
+        "min_available_during_shutdown": min_available_during_shutdown(rollouts, events),
+        "simulated_seconds": round(clock.now() - origin, 1),
+        "timeline": timeline(events, origin),
+    }
+
+
+async def _run(
+    config: SimulationConfig,
+    url: str,
+    clock: ScaledClock,
+    store: Store,
+    engine: ScriptedEngine,
+    on_line: Callable[[str], None] | None,
+) -> None:
+    hooks = _hooks(config)
+    runtimes = [
+        OccurrenceRuntime(
+            load_settings(
+                database_url=url,
+                occurrence_id=f"occurrence-{i}",
+                agent_occurrence_count=config.occurrences,
+            ),
+            engine=engine,
+            hooks=hooks,
+            clock=clock,
+            store=store,
+        )
+        for i in range(1, config.occurrences + 1)
+    ]
+    settings = runtimes[0].settings
+    # Generous: every gate may run to its timeout; a hang fails loudly instead of forever.
+    per_rollout = (
+        settings.discovery_grace
+        + settings.explorer_soak
+        + settings.early_adopter_soak
+        + 3 * settings.health_timeout
+        + 60
+    )
+    wall_limit = 2 * per_rollout / config.time_scale + 30
+    with anyio.fail_after(wall_limit):
+        async with anyio.create_task_group() as tg:
+            if on_line is not None:
+                tg.start_soon(_follow, store, clock.origin, on_line)
+            for runtime in runtimes:
+                await tg.start(runtime.run)
+            await _play(config, store, clock, runtimes)
+            # Let the followers print the last events, then end every task.
+            await anyio.sleep(2 * FOLLOW_INTERVAL)
+            for runtime in runtimes:
+                runtime.stop()
+            tg.cancel_scope.cancel()
+
+
+async def _play(
+    config: SimulationConfig,
+    store: Store,
+    clock: ScaledClock,
+    runtimes: list[OccurrenceRuntime],
+) -> None:
+    wakeup = await _finished_rollout(store, clock, LifecycleKind.WAKEUP)
+    if wakeup.status is RolloutStatus.COMPLETED:
+        await _settle(clock, lambda: all(r.state in SETTLED_AFTER_WAKEUP for r in runtimes))
+    if config.scenario == "wakeup":
+        return
+    await store.request_shutdown(config.reason, requested_by="simulate")
+    shutdown = await _finished_rollout(store, clock, LifecycleKind.SHUTDOWN)
+    if shutdown.status is RolloutStatus.COMPLETED:
+        # The driver leaves last, after recording the result: wait for it too.
+        await _settle(
+            clock, lambda: all(r.stopped or r.state is OccurrenceState.FAILED for r in runtimes)
+        )
+    else:
+        await _settle(
+            clock, lambda: all(r.state is not OccurrenceState.SHUTTING_DOWN for r in runtimes)
+        )
+
+
+async def _finished_rollout(store: Store, clock: ScaledClock, kind: LifecycleKind) -> RolloutRecord:
+    while True:
+        found = await store.rollouts(kind=kind, limit=1)
+        if found and found[0].status.is_finished:
+            return found[0]
+        await clock.sleep(0.5)
+
+
+async def _settle(clock: ScaledClock, done: Callable[[], bool]) -> None:
+    """Wait (bounded) until every occurrence finished acting on the last signal."""
+    for _ in range(SETTLE_POLLS):
+        if done():
+            return
+        await clock.sleep(0.5)
+
+
+async def _follow(store: Store, origin: float, on_line: Callable[[str], None]) -> None:
+    after = 0
+    while True:
+        for event in await store.events(after_id=after):
+            after = event.event_id
+            for line in timeline([event], origin):
+                on_line(line)
+        await anyio.sleep(FOLLOW_INTERVAL)
