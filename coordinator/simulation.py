@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class SimulationConfig:
     time_scale: float = DEFAULT_TIME_SCALE
     database_url: str | None = None
     reason: str = "simulated maintenance window"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Settings for every simulated occurrence (e.g. shorter soaks), on top of the env."""
 
     def __post_init__(self) -> None:
         if self.occurrences < 1:
@@ -129,9 +131,12 @@ async def _run(
     runtimes = [
         OccurrenceRuntime(
             load_settings(
-                database_url=url,
-                occurrence_id=f"occurrence-{i}",
-                agent_occurrence_count=config.occurrences,
+                **{
+                    "agent_occurrence_count": config.occurrences,
+                    **config.overrides,
+                    "database_url": url,
+                    "occurrence_id": f"occurrence-{i}",
+                }
             ),
             engine=engine,
             hooks=hooks,

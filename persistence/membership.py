@@ -29,7 +29,7 @@ async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
         .where(
             and_(
                 newer.c.occurrence_id == occurrences.c.occurrence_id,
-                newer.c.started_at > occurrences.c.started_at,
+                newer.c.generation > occurrences.c.generation,
             )
         )
         .exists()
@@ -68,9 +68,15 @@ class MembershipStore(StoreBase):
                 )
                 for r in superseded
             ]
+            latest = await conn.scalar(
+                select(func.max(occurrences.c.generation)).where(
+                    occurrences.c.occurrence_id == occurrence_id
+                )
+            )
             values: dict[str, Any] = {
                 "incarnation_id": str(uuid.uuid4()),
                 "occurrence_id": occurrence_id,
+                "generation": (latest or 0) + 1,
                 "state": OccurrenceState.STARTING.value,
                 "protocol_version": protocol_version,
                 "host": host,

@@ -48,6 +48,7 @@ def occurrence_from_row(row: Row[Any]) -> OccurrenceRecord:
     return OccurrenceRecord(
         incarnation_id=m["incarnation_id"],
         occurrence_id=m["occurrence_id"],
+        generation=m["generation"],
         state=OccurrenceState(m["state"]),
         protocol_version=m["protocol_version"],
         host=m["host"],

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 
@@ -90,7 +91,9 @@ occurrences = Table(
     "occurrences",
     metadata,
     Column("incarnation_id", String(36), primary_key=True),
-    Column("occurrence_id", String(64), nullable=False, index=True),
+    Column("occurrence_id", String(64), nullable=False),
+    # 1, 2, 3... per occurrence id: which incarnation is newest, even within one tick.
+    Column("generation", Integer, nullable=False),
     Column("state", String(16), nullable=False),
     Column("protocol_version", Integer, nullable=False),
     Column("host", String(255), nullable=False),
@@ -98,6 +101,7 @@ occurrences = Table(
     Column("started_at", UnixTime, nullable=False),
     Column("last_heartbeat_at", UnixTime, nullable=False),
     Column("stopped_at", UnixTime),
+    UniqueConstraint("occurrence_id", "generation", name="uq_occurrences_generation"),
 )
 
 rollouts = Table(

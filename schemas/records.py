@@ -66,6 +66,8 @@ class OccurrenceRecord(Record):
 
     incarnation_id: str
     occurrence_id: str
+    generation: int
+    """1 for the first start of this occurrence id, then 2, 3..."""
     state: OccurrenceState
     protocol_version: int
     host: str

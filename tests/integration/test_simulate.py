@@ -1,0 +1,181 @@
+"""Every simulate scenario and failure mode, on a real SQLite file, checked from the DB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from invariants import check_fleet_invariants, check_shutdown_capacity
+
+from coordinator.simulation import SimulationConfig, simulate
+from persistence import Store
+from schemas import CanaryGroup, EventKind, TaskStatus
+
+# Simulated seconds; the scaled clock runs them 4x faster than the wall clock.
+SIM_TIMINGS: dict[str, Any] = {
+    "poll_interval": 0.5,
+    "heartbeat_interval": 1.0,
+    "member_ttl": 10.0,
+    "lease_ttl": 4.0,
+    "explorer_soak": 2.0,
+    "early_adopter_soak": 3.0,
+    "health_poll": 0.5,
+    "health_timeout": 30.0,
+    "discovery_grace": 5.0,
+}
+
+
+async def run(
+    tmp_path: Path, scenario: str, *, occurrences: int = 6, fail: str | None = None
+) -> tuple[dict[str, Any], Store]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sim.db'}"
+    config = SimulationConfig(
+        occurrences=occurrences,
+        scenario=scenario,
+        fail=CanaryGroup(fail) if fail else None,
+        time_scale=4.0,
+        database_url=url,
+        overrides=SIM_TIMINGS,
+    )
+    report = await simulate(config)
+    store = await Store.open(url)
+    await check_fleet_invariants(store)
+    await check_shutdown_capacity(store)
+    for rollout in report["rollouts"]:
+        assert rollout["decision_invocations"] == 1, rollout
+    return report, store
+
+
+def waves(report: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    rollout = next(r for r in report["rollouts"] if r["kind"] == kind)
+    return {w["group"]: w for w in rollout["waves"]}
+
+
+def rollout(report: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(r for r in report["rollouts"] if r["kind"] == kind)
+
+
+async def test_lifecycle_of_nine(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "lifecycle", occurrences=9)
+    try:
+        assert [(r["kind"], r["status"]) for r in report["rollouts"]] == [
+            ("wakeup", "completed"),
+            ("shutdown", "completed"),
+        ]
+        for kind in ("wakeup", "shutdown"):
+            plan = waves(report, kind)
+            assert [len(plan[g]["members"]) for g in ("explorer", "early_adopter", "general")] == [
+                1,
+                2,
+                6,
+            ]
+            assert all(w["status"] == "healthy" for w in plan.values())
+            assert plan["explorer"]["members"] == [rollout(report, kind)["decided_by"]]
+        assert set(report["final_states"].values()) == {"shutdown"}
+        assert len(report["final_states"]) == 9
+        # Explorer and early adopters down, six still serving before the last wave.
+        assert report["min_available_during_shutdown"] == 6
+    finally:
+        await store.close()
+
+
+async def test_wakeup_only_leaves_everyone_working(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "wakeup")
+    await store.close()
+    assert [r["status"] for r in report["rollouts"]] == ["completed"]
+    assert set(report["final_states"].values()) == {"work"}
+    assert report["min_available_during_shutdown"] is None
+
+
+async def test_explorer_failure_aborts_and_fails_the_task(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "wakeup", fail="explorer")
+    try:
+        wakeup = rollout(report, "wakeup")
+        plan = waves(report, "wakeup")
+        assert wakeup["status"] == "aborted"
+        assert plan["explorer"]["status"] == "failed"
+        assert plan["early_adopter"]["status"] == plan["general"]["status"] == "skipped"
+        task = await store.task(wakeup["rollout_id"])
+        assert task is not None and task.status is TaskStatus.FAILED
+        explorer = plan["explorer"]["members"][0]
+        others = {k: v for k, v in report["final_states"].items() if k != explorer}
+        assert report["final_states"][explorer] == "failed"
+        assert set(others.values()) == {"wakeup"}  # nobody else was let in
+    finally:
+        await store.close()
+
+
+async def test_early_adopter_failure_aborts_before_general(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "wakeup", fail="early_adopter")
+    try:
+        wakeup = rollout(report, "wakeup")
+        plan = waves(report, "wakeup")
+        assert wakeup["status"] == "aborted"
+        assert [plan[g]["status"] for g in ("explorer", "early_adopter", "general")] == [
+            "healthy",
+            "failed",
+            "skipped",
+        ]
+        states = report["final_states"]
+        assert states[plan["explorer"]["members"][0]] == "work"  # the explorer keeps serving
+        assert {states[m] for m in plan["early_adopter"]["members"]} == {"failed"}
+        assert {states[m] for m in plan["general"]["members"]} == {"wakeup"}
+        task = await store.task(wakeup["rollout_id"])
+        assert task is not None and task.status is TaskStatus.COMPLETED
+    finally:
+        await store.close()
+
+
+async def test_general_failure_is_logged_and_the_rollout_completes(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "wakeup", fail="general")
+    await store.close()
+    plan = waves(report, "wakeup")
+    assert rollout(report, "wakeup")["status"] == "completed"
+    assert plan["general"]["status"] == "failed"
+    assert sorted(plan["general"]["failed"]) == sorted(plan["general"]["members"])
+    assert plan["explorer"]["status"] == plan["early_adopter"]["status"] == "healthy"
+
+
+async def test_rejected_shutdown_changes_nothing(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "reject")
+    try:
+        shutdown = rollout(report, "shutdown")
+        assert shutdown["status"] == "rejected" and shutdown["decision"] == "reject"
+        assert all(w["status"] == "skipped" for w in shutdown["waves"])
+        assert set(report["final_states"].values()) == {"work"}
+        requested = (await store.events(kinds=(EventKind.SHUTDOWN_REQUESTED,)))[0]
+        after = await store.events(
+            after_id=requested.event_id, kinds=(EventKind.OCCURRENCE_STATE_CHANGED,)
+        )
+        assert after == []  # no occurrence changed state after the request
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("fail", ["explorer", "early_adopter"])
+async def test_failed_shutdown_wave_keeps_the_rest_serving(tmp_path: Path, fail: str) -> None:
+    report, store = await run(tmp_path, "shutdown", fail=fail)
+    try:
+        shutdown = rollout(report, "shutdown")
+        plan = waves(report, "shutdown")
+        states = report["final_states"]
+        assert shutdown["status"] == "aborted"
+        assert plan[fail]["status"] == "failed"
+        assert plan["general"]["status"] == "skipped"
+        assert {states[m] for m in plan["general"]["members"]} == {"work"}
+        assert {states[m] for m in plan[fail]["members"]} == {"failed"}
+        task = await store.task(shutdown["rollout_id"])
+        expected = TaskStatus.FAILED if fail == "explorer" else TaskStatus.COMPLETED
+        assert task is not None and task.status is expected
+    finally:
+        await store.close()
+
+
+async def test_shutdown_with_general_failure_completes(tmp_path: Path) -> None:
+    report, store = await run(tmp_path, "shutdown", fail="general")
+    await store.close()
+    plan = waves(report, "shutdown")
+    assert rollout(report, "shutdown")["status"] == "completed"
+    assert plan["general"]["status"] == "failed"
+    assert plan["explorer"]["status"] == plan["early_adopter"]["status"] == "healthy"
