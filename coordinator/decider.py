@@ -16,6 +16,7 @@ from coordinator.prompts import render_shutdown_message, render_wakeup_message
 from persistence import Store
 from schemas import (
     Claim,
+    DatabaseUnavailable,
     Decision,
     EventKind,
     LifecycleKind,
@@ -83,7 +84,8 @@ class Decider:
             return None
         except Exception as exc:  # the engine is user code: any failure gives the task back
             log.error("decision_error", error=repr(exc))
-            with suppress(StaleFencingToken):  # lost anyway: someone else decides
+            # If this fails too, the lease simply expires and another occurrence decides.
+            with suppress(StaleFencingToken, DatabaseUnavailable):
                 await self._store.release_claim(claim, error=repr(exc))
             return None
         log.info(

@@ -313,15 +313,14 @@ class OccurrenceRuntime:
     async def _enter_work(self, rollout: RolloutRecord, wave: WaveRecord | None) -> None:
         group = wave.group if wave else None
         if wave is None:
-            await self.store.record_event(
-                NewEvent(
-                    kind=EventKind.OCCURRENCE_JOINED,
-                    occurrence_id=self.occurrence_id,
-                    rollout_id=rollout.rollout_id,
-                    task_id=rollout.task_id,
-                    details={"late": True, "direct": True},
-                )
+            joined = NewEvent(
+                kind=EventKind.OCCURRENCE_JOINED,
+                occurrence_id=self.occurrence_id,
+                rollout_id=rollout.rollout_id,
+                task_id=rollout.task_id,
+                details={"late": True, "direct": True},
             )
+            await self._persist("join", lambda: self.store.record_event(joined))
             self._log.info("occurrence_joined", rollout_id=rollout.rollout_id, direct=True)
         context = WaveContext(self.occurrence_id, rollout.rollout_id, group)
         try:
@@ -348,8 +347,8 @@ class OccurrenceRuntime:
             )
             return
         await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
-        await self._driver.release_all()
-        await self._leave_fleet("coordinated shutdown")
+        await self._persist("release", self._driver.release_all)
+        await self._persist("leave", lambda: self._leave_fleet("coordinated shutdown"))
         self._mark_stopped()
 
     async def _stop_after_rejected_wakeup(self, action: MemberAction) -> None:
@@ -371,20 +370,18 @@ class OccurrenceRuntime:
         **details: Any,
     ) -> None:
         """Report a state; an unreachable database delays the report, never loses it."""
-        assert self._me is not None
-        while True:
-            try:
-                await self.store.set_state(
-                    self._me,
-                    state,
-                    rollout_id=rollout.rollout_id if rollout else None,
-                    wave=wave.group if wave else None,
-                    details=details or None,
-                )
-                break
-            except DatabaseUnavailable as exc:
-                self._log.warning("state_report_delayed", state=state.value, error=str(exc))
-                await self.clock.sleep(self.settings.poll_interval)
+        me = self._me
+        assert me is not None
+        await self._persist(
+            f"state {state.value}",
+            lambda: self.store.set_state(
+                me,
+                state,
+                rollout_id=rollout.rollout_id if rollout else None,
+                wave=wave.group if wave else None,
+                details=details or None,
+            ),
+        )
         previous, self._state = self._state, state
         self._log.info(
             "occurrence_state_changed",
@@ -394,6 +391,16 @@ class OccurrenceRuntime:
         )
         self._changed.set()
         self._changed = anyio.Event()
+
+    async def _persist(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Retry ``write`` until the database takes it: an outage delays, never loses."""
+        while True:
+            try:
+                await write()
+                return
+            except DatabaseUnavailable as exc:
+                self._log.warning("write_delayed", what=what, error=str(exc))
+                await self.clock.sleep(self.settings.poll_interval)
 
     async def _leave_fleet(self, reason: str) -> None:
         if not self._deregistered and self._me is not None:

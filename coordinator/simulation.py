@@ -94,6 +94,11 @@ async def simulate(
         url = f"sqlite+aiosqlite:///{workdir / 'fleet.db'}"
     clock = ScaledClock(config.time_scale)
     store = await Store.open(load_settings(database_url=url).database_url, clock=clock.now)
+    if config.database_url is not None and (await store.members() or await store.rollouts()):
+        await store.close()
+        raise ValueError(
+            f"--db {config.database_url} already holds a fleet; simulate needs an empty database"
+        )
     engine = ScriptedEngine(accept_shutdown=config.scenario != "reject")
     try:
         await _run(config, url, clock, store, engine, on_line)

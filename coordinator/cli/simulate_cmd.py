@@ -77,6 +77,9 @@ def handle(args: argparse.Namespace) -> int:
     except TimeoutError:
         print("coordinator simulate: the simulation did not finish in time", file=sys.stderr)
         return EXIT_FAILED
+    except ValueError as exc:
+        print(f"coordinator simulate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.json:
         report.pop("timeline")
         print(json.dumps(report, indent=2))

@@ -30,9 +30,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_database_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
-        "--limit", type=int, default=10, help="how many rollouts, newest first (default 10)"
+        "--limit",
+        type=positive_int,
+        default=10,
+        help="how many rollouts, newest first (default 10)",
     )
     parser.set_defaults(handler=handle)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -97,3 +97,15 @@ def test_simulate_refuses_bad_arguments() -> None:
     assert result.returncode == 2 and "--occurrences" in result.stderr
     result = coordinator("simulate", "--scenario", "reject", "--fail", "explorer", env=env)
     assert result.returncode == 2 and "--fail" in result.stderr
+
+
+def test_simulate_refuses_a_database_that_already_holds_a_fleet(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'used.db'}"
+    env = coordinator_env(db, COORDINATOR_EXPLORER_SOAK="1", COORDINATOR_EARLY_ADOPTER_SOAK="1")
+    args = ["simulate", "--occurrences", "2", "--scenario", "wakeup", "--time-scale", "4"]
+    first = coordinator(*args, "--db", db, env=env)
+    assert first.returncode == 0, first.stderr
+    second = coordinator(*args, "--db", db, "--json", env=env)
+    assert second.returncode == 2
+    assert "already holds a fleet" in second.stderr
+    assert second.stdout == ""
