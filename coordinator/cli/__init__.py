@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from coordinator.cli import run_cmd, shutdown_cmd, simulate_cmd, status_cmd
+from coordinator.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,5 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Logs go to stderr, so stdout stays clean for tables and --json; commands may raise it.
+    configure_logging("warning")
     code: int = args.handler(args)
     return code
