@@ -133,14 +133,16 @@ def step_rollout(
             check_at = min(now + rollout.health_poll, wave.deadline)
             put(wave, next_check_at=check_at)
             return _unfinished(rollout, changed, events, wake_at=check_at)
-        settled = {"finished_at": now, "reached": verdict.reached, "failed": verdict.failed}
+        # Members still pending when the gate times out never made it: they failed too.
+        failed = verdict.failed + (verdict.pending if now >= wave.deadline else ())
+        settled = {"finished_at": now, "reached": verdict.reached, "failed": failed}
         if verdict.outcome is GateOutcome.PASS:
             put(wave, status=WaveStatus.HEALTHY, **settled)
             note(
                 EventKind.WAVE_HEALTHY,
                 wave.group,
                 reached=list(verdict.reached),
-                failed=list(verdict.failed),
+                failed=list(failed),
             )
             continue
         put(wave, status=WaveStatus.FAILED, **settled)
@@ -148,7 +150,7 @@ def step_rollout(
             EventKind.WAVE_FAILED,
             wave.group,
             reached=list(verdict.reached),
-            failed=list(verdict.failed),
+            failed=list(failed),
             pending=list(verdict.pending),
             timed_out=now >= wave.deadline,
         )
@@ -162,8 +164,7 @@ def step_rollout(
         note(EventKind.ROLLOUT_ABORTED, wave.group, reason=reason, task_failed=fail_task)
         return finish(RolloutStatus.ABORTED, abort_reason=reason, fail_task=fail_task)
 
-    failed = sorted({m for w in waves for m in w.failed})
-    note(EventKind.ROLLOUT_COMPLETED, failed_members=failed)
+    note(EventKind.ROLLOUT_COMPLETED, failed_members=sorted({m for w in waves for m in w.failed}))
     return finish(RolloutStatus.COMPLETED)
 
 

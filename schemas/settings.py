@@ -43,12 +43,18 @@ def normalize_database_url(url: str) -> str:
 
 
 def _env(name: str, *extra: str) -> AliasChoices:
-    return AliasChoices(ENV_PREFIX + name.upper(), *extra, name)
+    # No bare field name here: aliases ignore env_prefix, so it would read OCCURRENCE_ID.
+    # Keyword arguments still work through populate_by_name.
+    return AliasChoices(ENV_PREFIX + name.upper(), *extra)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        allow_inf_nan=False,  # an infinite soak or timeout would stall a rollout for good
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -61,7 +67,6 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(
             ENV_PREFIX + "AGENT_OCCURRENCE_COUNT",
             "AGENT_OCCURRENCE_COUNT",
-            "agent_occurrence_count",
         ),
         description="how many occurrences the decider waits for before it snapshots the groups",
     )
@@ -122,7 +127,8 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
-            name = setting_env_name(field) if field else ""
+            # From the environment the location is already the variable's own name.
+            name = field if field.isupper() else (setting_env_name(field) if field else "")
             message = str(error["msg"]).removeprefix("Value error, ")
             value = error.get("input")
             shown = "" if field == "" or isinstance(value, dict) else f" (got {value!r})"

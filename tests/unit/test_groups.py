@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from coordinator.groups import assign_canary_groups, early_adopter_count, natural_key
 from schemas import WAVE_ORDER, CanaryGroup, validate_occurrence_id
 
-PROPERTY = settings(max_examples=150, deadline=None, database=None)
+PROPERTY = settings(max_examples=100, deadline=None, database=None)
 
 ID_ALPHABET = string.ascii_letters + string.digits + "._-"
 

@@ -474,14 +474,6 @@ def test_final_shutdown_wave_with_a_stuck_member_fails_at_the_deadline_and_compl
     assert (failed.details["pending"], failed.details["timed_out"]) == (["occ-4"], True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a final-wave member still pending at the health timeout is recorded neither "
-        "in the wave's failed members nor in rollout_completed's failed_members "
-        "(coordinator/rollout_machine.py:136 keeps only verdict.failed)"
-    ),
-)
 @pytest.mark.parametrize("kind", [WAKEUP, SHUTDOWN])
 def test_final_wave_members_stuck_until_the_timeout_are_recorded_as_failed(
     kind: LifecycleKind,
