@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.audit import AuditStore
@@ -12,6 +14,7 @@ from persistence.membership import MembershipStore
 from persistence.rollouts import RolloutStore
 from persistence.shared_tasks import SharedTaskStore
 from persistence.transactions import Clock
+from schemas import DatabaseUnavailable
 
 
 class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
@@ -19,10 +22,18 @@ class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
 
     @classmethod
     async def open(cls, database_url: str, *, clock: Clock = time.time) -> Store:
-        """Connect, create missing tables, and return a ready store."""
+        """Connect, create missing tables, and return a ready store.
+
+        Raises ``DatabaseUnavailable`` (naming the URL, password hidden) if the database
+        cannot be opened.
+        """
         engine = create_engine(database_url)
         try:
             await create_schema(engine)
+        except DBAPIError as exc:
+            await engine.dispose()
+            shown = make_url(database_url).render_as_string(hide_password=True)
+            raise DatabaseUnavailable(f"cannot open the database {shown}: {exc.orig}") from exc
         except BaseException:
             await engine.dispose()
             raise

@@ -19,7 +19,7 @@ from coordinator.cli.options import (
 from coordinator.engine import AcceptingEngine
 from coordinator.logs import configure_logging
 from coordinator.runtime import OccurrenceRuntime
-from schemas import ConfigurationError, OccurrenceState, Settings
+from schemas import ConfigurationError, DatabaseUnavailable, OccurrenceState, Settings
 
 HELP = "run one occurrence: wake up through the fleet, serve, leave on a coordinated shutdown"
 
@@ -44,7 +44,26 @@ def handle(args: argparse.Namespace) -> int:
         print(f"coordinator run: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(args.log_level, json=args.log_json)
-    return anyio.run(_serve, settings)
+    try:
+        return anyio.run(_serve, settings)
+    except Exception as exc:
+        unreachable = _database_error(exc)
+        if unreachable is None:
+            raise
+        print(f"coordinator run: {unreachable}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _database_error(exc: BaseException) -> DatabaseUnavailable | None:
+    """The database error behind ``exc``, also when a task group wrapped it."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _database_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def _serve(settings: Settings) -> int:

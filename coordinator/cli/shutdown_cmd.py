@@ -19,7 +19,7 @@ from coordinator.cli.options import (
 )
 from coordinator.report import describe
 from persistence import Store
-from schemas import ConfigurationError, RolloutStatus
+from schemas import ConfigurationError, DatabaseUnavailable, RolloutStatus
 
 EXIT_TIMEOUT = 4
 FOLLOW_POLL = 0.5  # seconds
@@ -52,7 +52,11 @@ def handle(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"coordinator shutdown: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return anyio.run(_request, url, member_ttl, args)
+    try:
+        return anyio.run(_request, url, member_ttl, args)
+    except DatabaseUnavailable as exc:
+        print(f"coordinator shutdown: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 async def _request(url: str, member_ttl: float, args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from coordinator.cli.options import (
     settings_from_args,
 )
 from persistence import Store
-from schemas import ConfigurationError, OccurrenceRecord, RolloutRecord
+from schemas import ConfigurationError, DatabaseUnavailable, OccurrenceRecord, RolloutRecord
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +52,11 @@ def handle(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"coordinator status: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    report = anyio.run(_collect, url, member_ttl, args.limit)
+    try:
+        report = anyio.run(_collect, url, member_ttl, args.limit)
+    except DatabaseUnavailable as exc:
+        print(f"coordinator status: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(json.dumps(report, indent=2) if args.json else render(report))
     return EXIT_OK
 

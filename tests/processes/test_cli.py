@@ -109,3 +109,12 @@ def test_simulate_refuses_a_database_that_already_holds_a_fleet(tmp_path: Path) 
     assert second.returncode == 2
     assert "already holds a fleet" in second.stderr
     assert second.stdout == ""
+
+
+def test_run_reports_a_database_it_cannot_open(tmp_path: Path) -> None:
+    missing_dir = tmp_path / "no" / "such" / "dir"
+    result = coordinator("run", env=coordinator_env(f"sqlite+aiosqlite:///{missing_dir}/f.db"))
+    assert result.returncode == 2
+    assert "cannot open the database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not missing_dir.exists()
