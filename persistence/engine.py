@@ -3,6 +3,10 @@
 SQLite: WAL, ``synchronous=NORMAL``, a busy timeout, and ``BEGIN IMMEDIATE`` for every
 write transaction (plain ``BEGIN`` read-then-write transactions fail at once with
 "database is locked" under many processes, whatever the busy timeout; see DESIGN.md).
+
+PostgreSQL (asyncpg): pooled connections are checked before use, so a restarted server
+costs a reconnect, not an error; writes that must not interleave take a transaction-scoped
+advisory lock (``serialize_lifecycle``), which SQLite's ``BEGIN IMMEDIATE`` already gives.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from persistence.tables import metadata
 
@@ -25,11 +29,32 @@ _WAL_ATTEMPTS = 50
 _WAL_RETRY_PAUSE = 0.02  # seconds
 
 
+POSTGRES_POOL_SIZE = 3
+POSTGRES_POOL_OVERFLOW = 5
+LIFECYCLE_LOCK = 0x636F6F72  # "coor": the advisory lock key of lifecycle writes
+
+
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+    if database_url.startswith("postgresql"):
+        kwargs.setdefault("pool_pre_ping", True)
+        # An occurrence needs a few connections at once (poll, heartbeat, one action);
+        # a small pool keeps a large fleet within the server's max_connections.
+        kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
+        kwargs.setdefault("max_overflow", POSTGRES_POOL_OVERFLOW)
     engine = create_async_engine(database_url, **kwargs)
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
     return engine
+
+
+async def serialize_lifecycle(conn: AsyncConnection) -> None:
+    """Make this write transaction wait for, and hold off, every other lifecycle write.
+
+    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback.
+    SQLite: nothing to do, ``BEGIN IMMEDIATE`` already serializes every writer.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LIFECYCLE_LOCK})
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -72,6 +97,8 @@ async def create_schema(engine: AsyncEngine) -> None:
             async with engine.connect() as conn:
                 conn = await conn.execution_options(**{WRITE_OPTION: True})
                 async with conn.begin():
+                    # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: one at a time.
+                    await serialize_lifecycle(conn)
                     await conn.run_sync(metadata.create_all, checkfirst=True)
             return
         except OperationalError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.engine import serialize_lifecycle
 from persistence.queries import load_rollouts, open_tasks, rollouts_of_interest
 from persistence.rows import task_from_row, wave_values
 from persistence.tables import SCHEMA_VERSION, rollouts, tasks, waves
@@ -66,6 +67,7 @@ class SharedTaskStore(StoreBase):
         """
 
         async def work(conn: AsyncConnection) -> SharedTask | None:
+            await serialize_lifecycle(conn)
             now = self.now()
             interest = await rollouts_of_interest(conn)
             if interest.wakeup_in_force(now, window) is not None:
@@ -95,6 +97,7 @@ class SharedTaskStore(StoreBase):
         """
 
         async def work(conn: AsyncConnection) -> tuple[SharedTask, bool]:
+            await serialize_lifecycle(conn)
             existing = await _open_task(conn, LifecycleKind.SHUTDOWN)
             if existing is not None:
                 return existing, False
@@ -225,6 +228,8 @@ class SharedTaskStore(StoreBase):
         """
 
         async def work(conn: AsyncConnection) -> RolloutRecord:
+            # Held off while another occurrence checks whether a wakeup is in force.
+            await serialize_lifecycle(conn)
             now = self.now()
             task_id = claim.task.task_id
             outcome = {**decision.model_dump(mode="json"), "plan": plan.model_dump(mode="json")}

@@ -27,12 +27,25 @@ Clock = Callable[[], float]
 """Returns the current time in Unix seconds."""
 
 
+# PostgreSQL SQLSTATEs a retry cures: serialization failure, deadlock, the server
+# shutting down or starting up, and the connection-exception class (08xxx).
+_TRANSIENT_SQLSTATES = ("40001", "40P01", "57P01", "57P02", "57P03")
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for errors that a retry may cure: a busy SQLite file, a dropped connection."""
+    """True for errors that a retry may cure: a busy SQLite file, a dropped connection,
+    a PostgreSQL restart or serialization conflict."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(sqlstate, str) and (sqlstate in _TRANSIENT_SQLSTATES or sqlstate[:2] == "08"):
+        return True
     if isinstance(exc, OperationalError):
         text = str(exc).lower()
         return "locked" in text or "busy" in text
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return False
 
 
 class StoreBase:

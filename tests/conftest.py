@@ -1,12 +1,19 @@
-"""Shared fixtures: a real SQLite file per test, a store on a fake clock, fast settings."""
+"""Shared fixtures: a real database per test (a SQLite file, or a fresh PostgreSQL
+database when COORDINATOR_TEST_POSTGRES_URL is set), a store on a fake clock, fast settings.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from coordinator.clock import FakeClock
 from persistence import Store
@@ -26,14 +33,20 @@ FAST_TIMINGS: dict[str, Any] = {
 }
 
 
+POSTGRES_ENV = "COORDINATOR_TEST_POSTGRES_URL"
+POSTGRES_SKIP = (
+    f"PostgreSQL tests need {POSTGRES_ENV}, "
+    "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test (.ci/run sets it)"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings come from the environment: keep the developer's own out of tests."""
-    import os
-
     for name in list(os.environ):
         ours = name.startswith(("COORDINATOR_", "AGENT_OCCURRENCE_"))
-        if ours and name != "COORDINATOR_TEST_POSTGRES_URL":
+        if ours and name != POSTGRES_ENV:
             monkeypatch.delenv(name)
 
 
@@ -42,14 +55,52 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"
 
 
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new database on the test server, dropped afterwards: runs never share rows."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    name = f"coordinator_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        await admin.dispose()
+        raise RuntimeError(f"{POSTGRES_ENV} is set but the server did not answer: {exc}") from exc
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Every backend in turn: the Store's contract is the same on each."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
 @pytest.fixture
-async def store(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Store]:
-    opened = await Store.open(sqlite_url, clock=clock.now)
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    opened = await Store.open(database_url, clock=clock.now)
     try:
         yield opened
     finally:

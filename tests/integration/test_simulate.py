@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +26,8 @@ SIM_TIMINGS: dict[str, Any] = {
 
 
 async def run(
-    tmp_path: Path, scenario: str, *, occurrences: int = 6, fail: str | None = None
+    url: str, scenario: str, *, occurrences: int = 6, fail: str | None = None
 ) -> tuple[dict[str, Any], Store]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'sim.db'}"
     config = SimulationConfig(
         occurrences=occurrences,
         scenario=scenario,
@@ -56,8 +54,8 @@ def rollout(report: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(r for r in report["rollouts"] if r["kind"] == kind)
 
 
-async def test_lifecycle_of_nine(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "lifecycle", occurrences=9)
+async def test_lifecycle_of_nine(database_url: str) -> None:
+    report, store = await run(database_url, "lifecycle", occurrences=9)
     try:
         assert [(r["kind"], r["status"]) for r in report["rollouts"]] == [
             ("wakeup", "completed"),
@@ -80,16 +78,16 @@ async def test_lifecycle_of_nine(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_wakeup_only_leaves_everyone_working(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "wakeup")
+async def test_wakeup_only_leaves_everyone_working(database_url: str) -> None:
+    report, store = await run(database_url, "wakeup")
     await store.close()
     assert [r["status"] for r in report["rollouts"]] == ["completed"]
     assert set(report["final_states"].values()) == {"work"}
     assert report["min_available_during_shutdown"] is None
 
 
-async def test_explorer_failure_aborts_and_fails_the_task(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "wakeup", fail="explorer")
+async def test_explorer_failure_aborts_and_fails_the_task(database_url: str) -> None:
+    report, store = await run(database_url, "wakeup", fail="explorer")
     try:
         wakeup = rollout(report, "wakeup")
         plan = waves(report, "wakeup")
@@ -106,8 +104,8 @@ async def test_explorer_failure_aborts_and_fails_the_task(tmp_path: Path) -> Non
         await store.close()
 
 
-async def test_early_adopter_failure_aborts_before_general(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "wakeup", fail="early_adopter")
+async def test_early_adopter_failure_aborts_before_general(database_url: str) -> None:
+    report, store = await run(database_url, "wakeup", fail="early_adopter")
     try:
         wakeup = rollout(report, "wakeup")
         plan = waves(report, "wakeup")
@@ -127,8 +125,8 @@ async def test_early_adopter_failure_aborts_before_general(tmp_path: Path) -> No
         await store.close()
 
 
-async def test_general_failure_is_logged_and_the_rollout_completes(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "wakeup", fail="general")
+async def test_general_failure_is_logged_and_the_rollout_completes(database_url: str) -> None:
+    report, store = await run(database_url, "wakeup", fail="general")
     await store.close()
     plan = waves(report, "wakeup")
     assert rollout(report, "wakeup")["status"] == "completed"
@@ -137,8 +135,8 @@ async def test_general_failure_is_logged_and_the_rollout_completes(tmp_path: Pat
     assert plan["explorer"]["status"] == plan["early_adopter"]["status"] == "healthy"
 
 
-async def test_rejected_shutdown_changes_nothing(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "reject")
+async def test_rejected_shutdown_changes_nothing(database_url: str) -> None:
+    report, store = await run(database_url, "reject")
     try:
         shutdown = rollout(report, "shutdown")
         assert shutdown["status"] == "rejected" and shutdown["decision"] == "reject"
@@ -154,8 +152,8 @@ async def test_rejected_shutdown_changes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fail", ["explorer", "early_adopter"])
-async def test_failed_shutdown_wave_keeps_the_rest_serving(tmp_path: Path, fail: str) -> None:
-    report, store = await run(tmp_path, "shutdown", fail=fail)
+async def test_failed_shutdown_wave_keeps_the_rest_serving(database_url: str, fail: str) -> None:
+    report, store = await run(database_url, "shutdown", fail=fail)
     try:
         shutdown = rollout(report, "shutdown")
         plan = waves(report, "shutdown")
@@ -172,8 +170,8 @@ async def test_failed_shutdown_wave_keeps_the_rest_serving(tmp_path: Path, fail:
         await store.close()
 
 
-async def test_shutdown_with_general_failure_completes(tmp_path: Path) -> None:
-    report, store = await run(tmp_path, "shutdown", fail="general")
+async def test_shutdown_with_general_failure_completes(database_url: str) -> None:
+    report, store = await run(database_url, "shutdown", fail="general")
     await store.close()
     plan = waves(report, "shutdown")
     assert rollout(report, "shutdown")["status"] == "completed"

@@ -39,8 +39,8 @@ async def kinds(store: Store, kind: EventKind) -> list[str]:
     return [e.occurrence_id or "" for e in await store.events(kinds=(kind,))]
 
 
-async def test_racing_claimers_have_exactly_one_winner(sqlite_url: str, clock: FakeClock) -> None:
-    claimers = [await Store.open(sqlite_url, clock=clock.now) for _ in range(16)]
+async def test_racing_claimers_have_exactly_one_winner(database_url: str, clock: FakeClock) -> None:
+    claimers = [await Store.open(database_url, clock=clock.now) for _ in range(16)]
     try:
         for round_no in range(5):
             task, created = await claimers[0].request_shutdown(f"round {round_no}", "test")

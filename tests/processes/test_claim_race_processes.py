@@ -33,8 +33,10 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 @pytest.mark.parametrize("round_no", range(3))
-async def test_claims_from_racing_processes_have_one_winner(tmp_path: Path, round_no: int) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / f'race-{round_no}.db'}"
+async def test_claims_from_racing_processes_have_one_winner(
+    tmp_path: Path, database_url: str, round_no: int
+) -> None:
+    url = database_url  # a fresh database per round and backend
     store = await Store.open(url)
     try:
         task, _ = await store.request_shutdown(f"race {round_no}", "test")

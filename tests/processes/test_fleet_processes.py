@@ -19,8 +19,8 @@ N = 9
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, sqlite_url: str) -> Iterator[Fleet]:
-    running = Fleet(tmp_path, coordinator_env(sqlite_url, AGENT_OCCURRENCE_COUNT=str(N)))
+def fleet(tmp_path: Path, database_url: str) -> Iterator[Fleet]:
+    running = Fleet(tmp_path, coordinator_env(database_url, AGENT_OCCURRENCE_COUNT=str(N)))
     try:
         yield running
     finally:
@@ -28,12 +28,12 @@ def fleet(tmp_path: Path, sqlite_url: str) -> Iterator[Fleet]:
 
 
 async def test_nine_processes_wake_in_waves_and_leave_in_waves(
-    fleet: Fleet, sqlite_url: str
+    fleet: Fleet, database_url: str
 ) -> None:
     ids = [f"occurrence-{i}" for i in range(1, N + 1)]
     for occurrence_id in ids:
         fleet.start(occurrence_id)
-    store = await Store.open(sqlite_url)
+    store = await Store.open(database_url)
     try:
         await wait_members(
             store,
