@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     early_adopter_fraction: float = Field(default=0.3, gt=0, lt=1)
     decision_window: float = Field(default=86400.0, gt=0)
     discovery_grace: float = Field(default=10.0, ge=0)
+    engine: str | None = Field(
+        default=None,
+        description="decision engine of `run` as package.module:attr (unset: built-in accept)",
+    )
 
     @field_validator("database_url")
     @classmethod

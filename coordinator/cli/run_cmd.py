@@ -16,12 +16,13 @@ from coordinator.cli.options import (
     add_settings_flags,
     settings_from_args,
 )
-from coordinator.engine import AcceptingEngine
+from coordinator.engine_loader import LoadedEngine, load_engine
 from coordinator.logs import configure_logging
 from coordinator.runtime import OccurrenceRuntime
 from schemas import ConfigurationError, DatabaseUnavailable, OccurrenceState, Settings
 
 HELP = "run one occurrence: wake up through the fleet, serve, leave on a coordinated shutdown"
+# The decision engine is the built-in one (accepts) unless --engine names another.
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,12 +41,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
+        loaded = load_engine(settings.engine)
     except ConfigurationError as exc:
         print(f"coordinator run: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(args.log_level, json=args.log_json)
     try:
-        return anyio.run(_serve, settings)
+        return anyio.run(_serve, settings, loaded)
     except Exception as exc:
         unreachable = _database_error(exc)
         if unreachable is None:
@@ -66,9 +68,10 @@ def _database_error(exc: BaseException) -> DatabaseUnavailable | None:
     return None
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
     log = structlog.get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
-    runtime = OccurrenceRuntime(settings, engine=AcceptingEngine())
+    log.info("engine_loaded", source=loaded.source)
+    runtime = OccurrenceRuntime(settings, engine=loaded.engine)
     signalled: list[int] = []
 
     async def stop_on_signal() -> None:
