@@ -10,6 +10,8 @@ from coordinator.rollout_machine import observe, step_rollout
 from persistence import FleetView, Store
 from schemas import OccurrenceState, RolloutChange, Settings, StaleFencingToken
 
+ACTIVE_DRIVER_STATES = (OccurrenceState.WAKEUP, OccurrenceState.WORK)
+
 
 class RolloutDriver:
     """Holds this occurrence's driver leases (rollout id -> fencing token)."""
@@ -40,18 +42,20 @@ class RolloutDriver:
             ):
                 self._lost(rid, "taken over")
                 token = None
-            eligible = may_drive(rollout, self._me, state)
-            if token is not None and not eligible:
+            active = state in ACTIVE_DRIVER_STATES
+            if token is not None and not active:
                 await self.release(rid)
                 continue
             if token is None:
-                free = rollout.driver_id is None or (
-                    rollout.driver_lease_expires_at is not None
-                    and rollout.driver_lease_expires_at < view.now
-                )
-                if not (eligible and free):
+                if not active:
                     continue
-                token = await self._store.acquire_driver(rid, self._me, lease_ttl)
+                # Preferred drivers take a free lease at once; anyone else only after it
+                # stayed free one more lease, so a rollout never waits for the dead.
+                grace = 0.0 if may_drive(rollout, self._me, state) else lease_ttl
+                free_since = rollout.driver_lease_expires_at
+                if free_since is not None and free_since > view.now - grace:
+                    continue
+                token = await self._store.acquire_driver(rid, self._me, lease_ttl, grace=grace)
                 if token is None:
                     continue
                 self._held[rid] = token

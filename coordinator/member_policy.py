@@ -51,8 +51,10 @@ def claimable(task: SharedTask, now: float) -> bool:
 
 
 def may_drive(rollout: RolloutRecord, occurrence_id: str, state: OccurrenceState) -> bool:
-    """Any active occurrence may drive a wakeup. A shutdown is driven only by members of
-    its last wave or by occurrences outside it, so the driver never leaves mid-rollout."""
+    """Whether this occurrence is a preferred driver: any active occurrence for a wakeup;
+    for a shutdown, members of its last wave or occurrences outside it, so the driver
+    rarely has to stay past its own wave. Others take over only when no preferred driver
+    picked a free lease up (see RolloutDriver)."""
     if state not in (OccurrenceState.WAKEUP, OccurrenceState.WORK):
         return False
     if rollout.kind is LifecycleKind.WAKEUP:

@@ -120,7 +120,8 @@ def step_rollout(
         if now < wave.next_check_at:
             return _unfinished(rollout, changed, events, wake_at=wave.next_check_at)
         final = index >= last
-        exclude = (driver,) if driver and final and rollout.kind is LifecycleKind.SHUTDOWN else ()
+        # A shutdown's driver leaves last, after recording the result: not judged here.
+        exclude = (driver,) if driver and rollout.kind is LifecycleKind.SHUTDOWN else ()
         verdict = evaluate_gate(
             rollout.kind,
             wave.members,

@@ -102,10 +102,15 @@ class RolloutStore(StoreBase):
 
         return await self._read(work)
 
-    async def acquire_driver(self, rollout_id: str, holder: str, lease_ttl: float) -> int | None:
-        """Take the driver lease of a running rollout if it is free or expired.
+    async def acquire_driver(
+        self, rollout_id: str, holder: str, lease_ttl: float, *, grace: float = 0.0
+    ) -> int | None:
+        """Take the driver lease of a running rollout if it has been free (released or
+        expired) for at least ``grace`` seconds.
 
         Returns the new fencing token, or None if someone else holds a valid lease.
+        ``driver_lease_expires_at`` is the expiry of a held lease, or the moment a
+        released lease became free.
         """
 
         async def work(conn: AsyncConnection) -> int | None:
@@ -117,7 +122,10 @@ class RolloutStore(StoreBase):
                 update(rollouts)
                 .where(rollouts.c.rollout_id == rollout_id)
                 .where(rollouts.c.status == RolloutStatus.RUNNING.value)
-                .where(rollouts.c.driver_id.is_(None) | (rollouts.c.driver_lease_expires_at < now))
+                .where(
+                    rollouts.c.driver_lease_expires_at.is_(None)
+                    | (rollouts.c.driver_lease_expires_at <= now - grace)
+                )
                 .values(
                     driver_id=holder,
                     driver_token=rollouts.c.driver_token + 1,
@@ -172,7 +180,7 @@ class RolloutStore(StoreBase):
                     finished_at=change.finished_at,
                     abort_reason=change.abort_reason,
                     driver_id=holder if keep else None,
-                    driver_lease_expires_at=now + lease_ttl if keep else None,
+                    driver_lease_expires_at=now + lease_ttl if keep else now,
                 )
             )
             if result.rowcount == 0:
@@ -205,7 +213,7 @@ class RolloutStore(StoreBase):
                 .where(rollouts.c.rollout_id == rollout_id)
                 .where(rollouts.c.driver_id == holder)
                 .where(rollouts.c.driver_token == token)
-                .values(driver_id=None, driver_lease_expires_at=None)
+                .values(driver_id=None, driver_lease_expires_at=self.now())
             )
 
         await self._write(work)

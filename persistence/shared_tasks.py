@@ -262,7 +262,8 @@ class SharedTaskStore(StoreBase):
                     discovered_occurrences=plan.discovered_occurrences,
                     driver_id=holder,
                     driver_token=1 if holder else 0,
-                    driver_lease_expires_at=now + lease_ttl if holder else None,
+                    # Without a holder the lease is free from now on (see acquire_driver).
+                    driver_lease_expires_at=now + lease_ttl if holder else now,
                 )
             )
             wave_status = WaveStatus.PENDING if accepted else WaveStatus.SKIPPED

@@ -254,3 +254,28 @@ async def test_times_round_trip_through_the_database(store: Store, clock: FakeCl
     (stored,) = await store.members()
     assert stored.started_at == pytest.approx(me.started_at, abs=1e-6)
     assert stored.started_at == pytest.approx(clock.now(), abs=1e-6)
+
+
+async def test_a_free_driver_lease_makes_fallback_drivers_wait_a_grace(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.open_wakeup_task("a", 86400)  # a shutdown needs no wakeup, but be realistic
+    task, _ = await store.request_shutdown("maintenance", "op")
+    claim = await store.claim_task(task.task_id, "a", LEASE)
+    assert claim is not None
+    rollout = await store.record_decision(
+        claim,
+        decision("a", clock),
+        plan_for(LifecycleKind.SHUTDOWN, "a", ["b", "c"]),
+        driver=None,
+        lease_ttl=LEASE,
+    )
+    assert rollout.driver_id is None
+    # A preferred driver takes a free lease at once; a fallback one waits one more lease.
+    assert await store.acquire_driver(rollout.rollout_id, "fallback", LEASE, grace=LEASE) is None
+    assert await store.acquire_driver(rollout.rollout_id, "c", LEASE) == 1
+    await store.release_driver(rollout.rollout_id, "c", 1)
+    clock.advance(LEASE / 2)
+    assert await store.acquire_driver(rollout.rollout_id, "fallback", LEASE, grace=LEASE) is None
+    clock.advance(LEASE)
+    assert await store.acquire_driver(rollout.rollout_id, "fallback", LEASE, grace=LEASE) == 2

@@ -567,15 +567,16 @@ def test_shutdown_needs_every_member_down_and_excludes_the_driver_in_the_final_w
     )
 
 
-def test_shutdown_driver_is_judged_like_any_member_outside_the_final_wave() -> None:
+def test_a_shutdown_driver_is_not_judged_in_its_own_wave_in_any_wave() -> None:
+    # A fallback driver from an early wave (the preferred ones are dead) stays to drive
+    # the rest and leaves last: its own wave's gate does not wait for it.
     run = Run(make_rollout(SHUTDOWN), driver="occ-1")
     run.step(0.0)  # the driver stays in work
 
-    step = run.step(30.0)
+    run.step(30.0)
 
-    assert run.status(EXPLORER) is WaveStatus.SIGNALLED
-    assert step.wake_at == 35.0
-    assert run.signalled() == [EXPLORER]
+    assert run.status(EXPLORER) is WaveStatus.HEALTHY
+    assert run.signalled() == [EXPLORER, EARLY]
 
 
 def test_shutdown_with_one_early_adopter_failing_aborts() -> None:
@@ -722,9 +723,9 @@ class Scenario:
         return max(non_empty, default=len(self.groups) - 1)
 
     def judged(self, index: int) -> tuple[str, ...]:
-        """Members a wave's gate judges: all, but the driver of a shutdown's final wave."""
+        """Members a wave's gate judges: all, but a shutdown's driver (it leaves last)."""
         members = self.groups[index]
-        if self.kind is SHUTDOWN and index >= self.last:
+        if self.kind is SHUTDOWN:
             return tuple(m for m in members if m != self.driver)
         return members
 
