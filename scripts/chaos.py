@@ -12,7 +12,10 @@ task, waves in order, nothing repeated or skipped and nobody leaving before thei
     python scripts/chaos.py --trials 3 --occurrences 30 --db postgresql+asyncpg://postgres@127.0.0.1/test
 
 With a PostgreSQL URL every trial creates (and drops) its own database on that server.
-Exit status 1 if any trial violated an invariant.
+Outcomes per rollout: completed, aborted (a wave failed its gate: the FSD's rules),
+orphaned (every occurrence was struck down before it finished: any occurrence started
+later takes it over) or stalled (live occurrences but no progress: a liveness bug).
+Exit status 1 if any trial violated an invariant or stalled.
 """
 
 from __future__ import annotations
@@ -186,6 +189,14 @@ async def phase(
     return None
 
 
+def outcome(rollout: RolloutRecord | None, procs: Processes) -> str:
+    """The rollout's status; "orphaned" if it could not finish because every occurrence
+    was struck down, "stalled" if live occurrences made no progress (a liveness bug)."""
+    if rollout is not None and rollout.status.is_finished:
+        return rollout.status.value
+    return "orphaned" if not procs.alive() else "stalled"
+
+
 async def run_trial(number: int, args: argparse.Namespace, rng: random.Random) -> Trial:
     trial = Trial(number)
     workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{number}-"))
@@ -199,12 +210,12 @@ async def run_trial(number: int, args: argparse.Namespace, rng: random.Random) -
             procs.start(f"occurrence-{i}")
         strikes = args.faults // 2
         wakeup = await phase(LifecycleKind.WAKEUP, procs, store, rng, trial, strikes)
-        trial.outcomes["wakeup"] = wakeup.status.value if wakeup else "stalled"
+        trial.outcomes["wakeup"] = outcome(wakeup, procs)
         await store.request_shutdown("chaos trial", "chaos")
         shutdown = await phase(
             LifecycleKind.SHUTDOWN, procs, store, rng, trial, args.faults - strikes
         )
-        trial.outcomes["shutdown"] = shutdown.status.value if shutdown else "stalled"
+        trial.outcomes["shutdown"] = outcome(shutdown, procs)
         await asyncio.sleep(1.0)  # let the last occurrences record their leaving
     finally:
         procs.stop_all()
@@ -225,7 +236,8 @@ async def run_trial(number: int, args: argparse.Namespace, rng: random.Random) -
         await store.close()
         if dropme:
             await drop_database(args.db, dropme)
-    if trial.violations and not args.keep:
+    unfinished = any(o in ("stalled", "orphaned") for o in trial.outcomes.values())
+    if (trial.violations or unfinished) and not args.keep:
         print(f"  logs of trial {number} kept in {workdir}")
     elif not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -276,7 +288,10 @@ async def main_async(args: argparse.Namespace) -> int:
             f"max {max(takeovers):.2f} s (LEASE_TTL + POLL_INTERVAL = "
             f"{LEASE_TTL + POLL_INTERVAL:g} s)"
         )
-    return 1 if violations else 0
+    stalled = sum("stalled" in t.outcomes.values() for t in trials)
+    if stalled:
+        print(f"STALLED trials: {stalled}")
+    return 1 if violations or stalled else 0
 
 
 def main() -> int:
