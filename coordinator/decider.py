@@ -113,10 +113,11 @@ class Decider:
     async def _plan(self, claim: Claim) -> RolloutPlan:
         settings = self._settings
         kind = claim.task.kind
-        started = self._clock.now()
+        # Heartbeats are stamped with the store's clock (the server's, on PostgreSQL).
+        started = self._store.now()
         while True:
             members = await self._store.members()
-            now = self._clock.now()
+            now = self._store.now()
             live = [
                 m.occurrence_id
                 for m in members

@@ -40,6 +40,7 @@ from schemas import (
     WaveRecord,
 )
 
+CLOCK_REALIGN_INTERVAL = 60.0  # seconds between measurements of the server clock offset
 PROTOCOL_VERSION = 1
 """Bumped when occurrences of different versions could no longer coordinate."""
 
@@ -94,6 +95,10 @@ class OccurrenceRuntime:
     @property
     def state(self) -> OccurrenceState:
         return self._state
+
+    @property
+    def _real_clock(self) -> bool:
+        return isinstance(self.clock, SystemClock)
 
     @property
     def stopped(self) -> bool:
@@ -162,7 +167,12 @@ class OccurrenceRuntime:
 
     async def _register(self) -> None:
         if self._store is None:
-            self._store = await Store.open(self.settings.database_url, clock=self.clock.now)
+            self._store = await Store.open(
+                self.settings.database_url,
+                clock=self.clock.now,
+                # A scaled or fake clock is the test's or simulation's own time: keep it.
+                server_time=self._real_clock,
+            )
         self._me = await self._store.register(
             self.occurrence_id,
             host=socket.gethostname(),
@@ -213,12 +223,17 @@ class OccurrenceRuntime:
 
     async def _heartbeat_loop(self) -> None:
         assert self._me is not None
+        aligned_at = self.clock.now()
         while not self._stopped.is_set():
             await self.clock.sleep(self.settings.heartbeat_interval)
             if self._stopped.is_set():
                 return
             try:
                 await self.store.heartbeat(self._me)
+                if self._real_clock and self.clock.now() - aligned_at > CLOCK_REALIGN_INTERVAL:
+                    offset = await self.store.align_clock_with_server()
+                    aligned_at = self.clock.now()
+                    self._log.debug("clock_aligned", offset=round(offset, 4))
             except DatabaseUnavailable as exc:
                 self._log.warning("heartbeat_failed", error=str(exc))
 

@@ -21,8 +21,11 @@ class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
     """One object per process; safe to share between the tasks of that process."""
 
     @classmethod
-    async def open(cls, database_url: str, *, clock: Clock = time.time) -> Store:
-        """Connect, create missing tables, and return a ready store.
+    async def open(
+        cls, database_url: str, *, clock: Clock = time.time, server_time: bool = False
+    ) -> Store:
+        """Connect, create missing tables, and return a ready store. With ``server_time``
+        (for a real clock only) times are judged by the database server's clock.
 
         Raises ``DatabaseUnavailable`` (naming the URL, password hidden) if the database
         cannot be opened.
@@ -37,7 +40,10 @@ class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, clock)
+        store = cls(engine, clock)
+        if server_time:
+            await store.align_clock_with_server()
+        return store
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine, *, clock: Clock = time.time) -> Store:

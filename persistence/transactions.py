@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import anyio
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -51,7 +51,29 @@ def is_transient(exc: BaseException) -> bool:
 class StoreBase:
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self.engine = engine
-        self.now = clock
+        self._clock = clock
+        self.clock_offset = 0.0
+        """Seconds to add to the local clock to read the database server's clock."""
+
+    def now(self) -> float:
+        """The time every lease, heartbeat and gate is judged by (Unix seconds)."""
+        return self._clock() + self.clock_offset
+
+    async def align_clock_with_server(self) -> float:
+        """Judge time by the database server's clock, so hosts that drift still agree on
+        when a lease expired (PostgreSQL). SQLite runs on this host: nothing to align.
+        Returns the offset now in force."""
+        if self.backend != "postgresql":
+            return self.clock_offset
+
+        async def work(conn: AsyncConnection) -> float:
+            before = self._clock()
+            server = await conn.scalar(text("SELECT extract(epoch FROM clock_timestamp())"))
+            after = self._clock()
+            return float(server) - (before + after) / 2  # half the round trip each way
+
+        self.clock_offset = await self._read(work)
+        return self.clock_offset
 
     @property
     def backend(self) -> str:

@@ -279,3 +279,29 @@ async def test_a_free_driver_lease_makes_fallback_drivers_wait_a_grace(
     assert await store.acquire_driver(rollout.rollout_id, "fallback", LEASE, grace=LEASE) is None
     clock.advance(LEASE)
     assert await store.acquire_driver(rollout.rollout_id, "fallback", LEASE, grace=LEASE) == 2
+
+
+async def test_leases_are_judged_by_the_server_clock_on_postgresql(postgres_url: str) -> None:
+    import time
+
+    drifted = await Store.open(postgres_url, clock=lambda: time.time() + 1000, server_time=True)
+    honest = await Store.open(postgres_url, server_time=True)
+    try:
+        assert abs(drifted.now() - honest.now()) < 0.5  # 1000 s of drift, corrected
+        assert drifted.clock_offset == pytest.approx(-1000, abs=0.5)
+        # A lease taken by the drifted host expires when the other host says so.
+        task, _ = await drifted.request_shutdown("drift", "op")
+        claim = await drifted.claim_task(task.task_id, "drifted", LEASE)
+        assert claim is not None
+        assert abs(claim.lease_expires_at - (honest.now() + LEASE)) < 0.5
+    finally:
+        await drifted.close()
+        await honest.close()
+
+
+async def test_sqlite_keeps_the_local_clock(sqlite_url: str, clock: FakeClock) -> None:
+    store = await Store.open(sqlite_url, clock=clock.now, server_time=True)
+    try:
+        assert store.now() == clock.now() and store.clock_offset == 0.0
+    finally:
+        await store.close()
