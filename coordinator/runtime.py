@@ -25,7 +25,7 @@ from coordinator.driver import RolloutDriver
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.member_policy import Act, MemberAction, next_action
-from persistence import FleetView, Store
+from persistence import ChangeFeed, FleetView, Store
 from schemas import (
     Claim,
     DatabaseUnavailable,
@@ -137,6 +137,8 @@ class OccurrenceRuntime:
                 self._tg = tg
                 tg.start_soon(self._guarded, self._heartbeat_loop)
                 tg.start_soon(self._guarded, self._poll_loop)
+                feed = ChangeFeed(self.settings.database_url)
+                tg.start_soon(feed.run, self._poke, self.occurrence_id)
                 task_status.started()
                 await self._stopped.wait()
                 tg.cancel_scope.cancel()

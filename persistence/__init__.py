@@ -1,8 +1,9 @@
 """Persistence: the tables, the engine factory and the Store. All SQL lives here."""
 
+from persistence.change_feed import ChangeFeed
 from persistence.engine import create_engine, create_schema
 from persistence.rollouts import FleetView
 from persistence.store import Store
 from persistence.tables import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "FleetView", "Store", "create_engine", "create_schema"]
+__all__ = ["SCHEMA_VERSION", "ChangeFeed", "FleetView", "Store", "create_engine", "create_schema"]

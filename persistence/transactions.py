@@ -23,6 +23,8 @@ RETRY_MAX_DELAY = 1.0  # seconds
 
 log = structlog.get_logger("coordinator.store")
 
+NOTIFY_CHANNEL = "coordinator"
+
 Clock = Callable[[], float]
 """Returns the current time in Unix seconds."""
 
@@ -127,3 +129,9 @@ class StoreBase:
         ]
         if rows:
             await conn.execute(insert(events), rows)
+            if conn.dialect.name == "postgresql":
+                # Delivered at commit, to every listening occurrence: poll now.
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, :kind)"),
+                    {"channel": NOTIFY_CHANNEL, "kind": rows[0]["kind"]},
+                )

@@ -1,0 +1,64 @@
+"""Change notifications: PostgreSQL LISTEN/NOTIFY wakes pollers as soon as a change commits.
+
+Every write transaction that appends to the audit trail also sends ``NOTIFY coordinator``
+(delivered at commit, see ``StoreBase._append``). A listener holds one dedicated
+connection per process. The notification is only a hint: polling stays the source of
+truth, so a notification lost while the listener reconnects delays, never corrupts.
+SQLite has no NOTIFY: there the feed does nothing and polling alone signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import asyncpg
+import structlog
+from sqlalchemy import make_url
+
+from persistence.transactions import NOTIFY_CHANNEL as CHANNEL
+
+RECONNECT_DELAY = 1.0  # seconds, doubled per failure up to the maximum
+RECONNECT_MAX_DELAY = 10.0
+LIVENESS_CHECK = 2.0  # seconds between checks that the listening connection is alive
+
+log = structlog.get_logger("coordinator.change_feed")
+
+
+class ChangeFeed:
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        self.enabled = url.get_backend_name() == "postgresql"
+        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.listening = False
+
+    async def run(self, on_change: Callable[[], None], listener: str = "") -> None:
+        """Call ``on_change`` on every notification until cancelled; reconnect on loss.
+        ``listener`` names who listens, in the logs."""
+        if not self.enabled:
+            return
+        feed_log = log.bind(occurrence_id=listener)
+        delay = RECONNECT_DELAY
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                await conn.add_listener(CHANNEL, lambda *_: on_change())
+                self.listening = True
+                feed_log.info("notify_listening", channel=CHANNEL)
+                delay = RECONNECT_DELAY
+                on_change()  # anything committed while we were not listening
+                while not conn.is_closed():
+                    await anyio.sleep(LIVENESS_CHECK)
+                    await conn.execute("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                feed_log.warning(
+                    "notify_degraded_to_polling", error=repr(exc), retry_in=round(delay, 1)
+                )
+            finally:
+                self.listening = False
+                if conn is not None and not conn.is_closed():
+                    with anyio.CancelScope(shield=True):
+                        await conn.close(timeout=2)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
