@@ -7,7 +7,7 @@ whether it won and how long the claim took. The winner closes the round by recor
 rejection. Exactly-once means one winner per round, every round.
 
     python scripts/bench_claims.py --processes 16 --rounds 20
-    python scripts/bench_claims.py --db sqlite+aiosqlite:////tmp/claims.db
+    python scripts/bench_claims.py --db postgresql+asyncpg://postgres@127.0.0.1/test
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scratch_db import scratch_database
 
 RACER = r"""
 import asyncio, json, sys, time
@@ -105,12 +107,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--db", help="database URL (default: a fresh temporary SQLite file)")
+    parser.add_argument(
+        "--db", help="a PostgreSQL server URL (a scratch database is made on it); default SQLite"
+    )
     args = parser.parse_args()
+
+    async def run(folder: Path) -> int:
+        async with scratch_database(args.db, folder) as url:
+            return await bench(url, args.processes, args.rounds, folder)
+
     with tempfile.TemporaryDirectory(prefix="bench-claims-") as tmp:
-        url = args.db or f"sqlite+aiosqlite:///{tmp}/claims.db"
         started = time.perf_counter()
-        code = asyncio.run(bench(url, args.processes, args.rounds, Path(tmp)))
+        code = asyncio.run(run(Path(tmp)))
         print(f"wall time: {time.perf_counter() - started:.1f} s")
     return code
 

@@ -19,11 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from scratch_db import scratch_database
 
 from persistence import Store
 from schemas import EventKind, LifecycleKind
@@ -85,23 +83,10 @@ async def bench(url: str, occurrences: int, workdir: Path) -> list[float]:
 
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-signal-") as tmp:
-        drop = None
-        if args.db and args.db.startswith("postgres"):
-            drop = f"coordinator_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_async_engine(args.db, isolation_level="AUTOCOMMIT")
-            async with admin.connect() as conn:
-                await conn.execute(text(f'CREATE DATABASE "{drop}"'))
-            url = make_url(args.db).set(database=drop).render_as_string(hide_password=False)
-        else:
-            url = f"sqlite+aiosqlite:///{tmp}/fleet.db"
-        try:
+        async with scratch_database(args.db, Path(tmp)) as url:
             latencies = sorted(await bench(url, args.occurrences, Path(tmp)))
-        finally:
-            if drop:
-                async with admin.connect() as conn:
-                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)'))
-                await admin.dispose()
-    backend = "postgresql (LISTEN/NOTIFY + polling)" if drop else "sqlite (polling)"
+    postgres = bool(args.db and args.db.startswith("postgres"))
+    backend = "postgresql (LISTEN/NOTIFY + polling)" if postgres else "sqlite (polling)"
     ms = [x * 1000 for x in latencies]
     print(f"{args.occurrences} occurrences, {backend}, POLL_INTERVAL 1 s: {len(ms)} members acted")
     print(

@@ -31,13 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from scratch_db import scratch_database
 
 from coordinator.audit_check import capacity_violations, fleet_violations
 from persistence import Store
@@ -117,25 +115,6 @@ class Processes:
             log.close()
 
 
-async def fresh_database(base: str | None, workdir: Path) -> tuple[str, str | None]:
-    """(url, database to drop afterwards) for one trial."""
-    if base is None or base.startswith("sqlite"):
-        return f"sqlite+aiosqlite:///{workdir / 'fleet.db'}", None
-    name = f"coordinator_chaos_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(base).set(database=name).render_as_string(hide_password=False), name
-
-
-async def drop_database(base: str, name: str) -> None:
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 async def current_roles(store: Store) -> dict[str, str]:
     """Who decides or drives right now (occurrence id -> role)."""
     view = await store.fleet_view(86400)
@@ -200,7 +179,19 @@ def outcome(rollout: RolloutRecord | None, procs: Processes) -> str:
 async def run_trial(number: int, args: argparse.Namespace, rng: random.Random) -> Trial:
     trial = Trial(number)
     workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{number}-"))
-    url, dropme = await fresh_database(args.db, workdir)
+    async with scratch_database(args.db, workdir) as url:
+        await play_trial(trial, url, workdir, args, rng)
+    unfinished = any(o in ("stalled", "orphaned") for o in trial.outcomes.values())
+    if (trial.violations or unfinished) and not args.keep:
+        print(f"  logs of trial {number} kept in {workdir}")
+    elif not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return trial
+
+
+async def play_trial(
+    trial: Trial, url: str, workdir: Path, args: argparse.Namespace, rng: random.Random
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")}
     env.update(TIMINGS, COORDINATOR_DATABASE_URL=url, AGENT_OCCURRENCE_COUNT=str(args.occurrences))
     procs = Processes(workdir, env)
@@ -234,14 +225,6 @@ async def run_trial(number: int, args: argparse.Namespace, rng: random.Random) -
                     trial.takeover_seconds.append(e.at - struck[-1])
     finally:
         await store.close()
-        if dropme:
-            await drop_database(args.db, dropme)
-    unfinished = any(o in ("stalled", "orphaned") for o in trial.outcomes.values())
-    if (trial.violations or unfinished) and not args.keep:
-        print(f"  logs of trial {number} kept in {workdir}")
-    elif not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return trial
 
 
 def row(trial: Trial) -> str:
