@@ -13,50 +13,23 @@ from schemas import (
     EventRecord,
     LifecycleKind,
     OccurrenceRecord,
-    OccurrenceState,
     RolloutRecord,
     RolloutStatus,
     SharedTask,
-    TaskStatus,
     Verdict,
     WaveRecord,
     WaveStatus,
 )
 
+# These tables' columns are named like their records' fields: validate the row as it is.
+
 
 def task_from_row(row: Row[Any]) -> SharedTask:
-    m = row._mapping
-    return SharedTask(
-        task_id=m["task_id"],
-        agent_occurrence_id=m["agent_occurrence_id"],
-        kind=LifecycleKind(m["kind"]),
-        status=TaskStatus(m["status"]),
-        reason=m["reason"],
-        requested_by=m["requested_by"],
-        outcome=m["outcome"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        claimed_by=m["claimed_by"],
-        lease_expires_at=m["lease_expires_at"],
-        fencing_token=m["fencing_token"],
-        schema_v=m["schema_v"],
-    )
+    return SharedTask.model_validate(dict(row._mapping))
 
 
 def occurrence_from_row(row: Row[Any]) -> OccurrenceRecord:
-    m = row._mapping
-    return OccurrenceRecord(
-        incarnation_id=m["incarnation_id"],
-        occurrence_id=m["occurrence_id"],
-        generation=m["generation"],
-        state=OccurrenceState(m["state"]),
-        protocol_version=m["protocol_version"],
-        host=m["host"],
-        pid=m["pid"],
-        started_at=m["started_at"],
-        last_heartbeat_at=m["last_heartbeat_at"],
-        stopped_at=m["stopped_at"],
-    )
+    return OccurrenceRecord.model_validate(dict(row._mapping))
 
 
 def wave_from_row(row: Row[Any]) -> WaveRecord:
@@ -123,14 +96,4 @@ def rollout_from_row(row: Row[Any], waves: Sequence[WaveRecord]) -> RolloutRecor
 
 
 def event_from_row(row: Row[Any]) -> EventRecord:
-    m = row._mapping
-    return EventRecord(
-        event_id=m["event_id"],
-        at=m["at"],
-        kind=m["kind"],
-        occurrence_id=m["occurrence_id"],
-        rollout_id=m["rollout_id"],
-        task_id=m["task_id"],
-        wave=CanaryGroup(m["wave"]) if m["wave"] else None,
-        details=m["details"],
-    )
+    return EventRecord.model_validate(dict(row._mapping))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,13 @@ from schemas.settings import normalize_database_url, setting_env_name
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+
+def refuse(command: str, problem: object, code: int = EXIT_CONFIG) -> int:
+    """Say on stderr why ``command`` will not go on, and return its exit code."""
+    print(f"coordinator {command}: {problem}", file=sys.stderr)
+    return code
+
 
 _CUSTOM_FLAGS = {"database_url": "--db", "occurrence_id": "--occurrence-id"}
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 
 import anyio
 import structlog
 
 from coordinator.cli.options import (
-    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
     add_settings_flags,
+    refuse,
     settings_from_args,
 )
 from coordinator.engine_loader import LoadedEngine, load_engine
@@ -43,8 +42,7 @@ def handle(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         loaded = load_engine(settings.engine)
     except ConfigurationError as exc:
-        print(f"coordinator run: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("run", exc)
     configure_logging(args.log_level, json=args.log_json)
     try:
         return anyio.run(_serve, settings, loaded)
@@ -52,8 +50,7 @@ def handle(args: argparse.Namespace) -> int:
         unreachable = _database_error(exc)
         if unreachable is None:
             raise
-        print(f"coordinator run: {unreachable}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("run", unreachable)
 
 
 def _database_error(exc: BaseException) -> DatabaseUnavailable | None:

@@ -10,11 +10,11 @@ import sys
 import anyio
 
 from coordinator.cli.options import (
-    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
     add_database_flag,
     existing_database_url,
+    refuse,
     settings_from_args,
 )
 from coordinator.report import describe
@@ -44,19 +44,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     if not args.reason.strip():
-        print("coordinator shutdown: --reason must not be empty", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("shutdown", "--reason must not be empty")
     try:
         url = existing_database_url(args)
         member_ttl = settings_from_args(args).member_ttl
     except ConfigurationError as exc:
-        print(f"coordinator shutdown: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("shutdown", exc)
     try:
         return anyio.run(_request, url, member_ttl, args)
     except DatabaseUnavailable as exc:
-        print(f"coordinator shutdown: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("shutdown", exc)
 
 
 async def _request(url: str, member_ttl: float, args: argparse.Namespace) -> int:

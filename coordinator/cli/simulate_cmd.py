@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 import anyio
 
-from coordinator.cli.options import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
 from coordinator.logs import configure_logging
 from coordinator.simulation import (
     DEFAULT_OCCURRENCES,
@@ -62,8 +61,7 @@ def handle(args: argparse.Namespace) -> int:
             database_url=normalize_database_url(args.db) if args.db else None,
         )
     except (ValueError, ConfigurationError) as exc:
-        print(f"coordinator simulate: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("simulate", exc)
     configure_logging("error")
     if not args.json:
         fail = f", --fail {config.fail.value}" if config.fail else ""
@@ -75,11 +73,9 @@ def handle(args: argparse.Namespace) -> int:
     try:
         report = anyio.run(lambda: simulate(config, on_line=on_line))
     except TimeoutError:
-        print("coordinator simulate: the simulation did not finish in time", file=sys.stderr)
-        return EXIT_FAILED
+        return refuse("simulate", "the simulation did not finish in time", EXIT_FAILED)
     except ValueError as exc:
-        print(f"coordinator simulate: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("simulate", exc)
     if args.json:
         report.pop("timeline")
         print(json.dumps(report, indent=2))

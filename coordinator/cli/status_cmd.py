@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 
 from coordinator.cli.options import (
-    EXIT_CONFIG,
     EXIT_OK,
     add_database_flag,
     existing_database_url,
+    refuse,
     settings_from_args,
 )
 from persistence import Store
@@ -50,13 +49,11 @@ def handle(args: argparse.Namespace) -> int:
         url = existing_database_url(args)
         member_ttl = settings_from_args(args).member_ttl
     except ConfigurationError as exc:
-        print(f"coordinator status: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("status", exc)
     try:
         report = anyio.run(_collect, url, member_ttl, args.limit)
     except DatabaseUnavailable as exc:
-        print(f"coordinator status: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse("status", exc)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return EXIT_OK
 
