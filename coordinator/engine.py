@@ -42,8 +42,6 @@ class DecisionEngine(Protocol):
 class AcceptingEngine:
     """Accepts every wakeup and shutdown. For demos, tests and ``run``."""
 
-    name = "builtin-accept"
-
     async def decide(self, request: DecisionRequest) -> EngineAnswer:
         return EngineAnswer(
             accept=True, reason=f"{request.kind.value} accepted by the built-in engine"
@@ -52,8 +50,6 @@ class AcceptingEngine:
 
 class ScriptedEngine:
     """Answers from a fixed script per kind; counts its calls (for ``simulate``)."""
-
-    name = "scripted"
 
     def __init__(self, *, accept_wakeup: bool = True, accept_shutdown: bool = True) -> None:
         self._accept = {

@@ -6,7 +6,6 @@ import time
 
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.audit import AuditStore
 from persistence.engine import create_engine, create_schema
@@ -44,10 +43,6 @@ class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
         if server_time:
             await store.align_clock_with_server()
         return store
-
-    @classmethod
-    def from_engine(cls, engine: AsyncEngine, *, clock: Clock = time.time) -> Store:
-        return cls(engine, clock)
 
     async def close(self) -> None:
         await self.engine.dispose()

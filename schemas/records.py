@@ -154,7 +154,3 @@ class RolloutChange(Record):
     waves: tuple[WaveRecord, ...] = ()
     events: tuple[NewEvent, ...] = ()
     fail_task: bool = False
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.waves and not self.events
