@@ -1,5 +1,6 @@
 """Shared fixtures: a real database per test (a SQLite file, or a fresh PostgreSQL
-database when COORDINATOR_TEST_POSTGRES_URL is set), a store on a fake clock, fast settings.
+database when COORDINATOR_TEST_POSTGRES_URL is set) and a store on a fake clock.
+Helpers that tests import live in support.py.
 """
 
 from __future__ import annotations
@@ -9,35 +10,15 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from support import POSTGRES_ENV, POSTGRES_SKIP
 
 from coordinator.clock import FakeClock
 from persistence import Store
-from schemas import Settings, load_settings
 
-# Timings small enough for tests, in the ratios the defaults keep.
-FAST_TIMINGS: dict[str, Any] = {
-    "poll_interval": 0.25,
-    "heartbeat_interval": 0.5,
-    "member_ttl": 5.0,
-    "lease_ttl": 2.0,
-    "explorer_soak": 2.0,
-    "early_adopter_soak": 3.0,
-    "health_poll": 0.5,
-    "health_timeout": 20.0,
-    "discovery_grace": 5.0,
-}
-
-
-POSTGRES_ENV = "COORDINATOR_TEST_POSTGRES_URL"
-POSTGRES_SKIP = (
-    f"PostgreSQL tests need {POSTGRES_ENV}, "
-    "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test (.ci/run sets it)"
-)
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -108,7 +89,3 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[Store]:
         checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
         await opened.close()
         assert checked_out == 0, "a test left a database connection checked out"
-
-
-def fast_settings(**overrides: Any) -> Settings:
-    return load_settings(**{**FAST_TIMINGS, **overrides})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import fast_settings
+from support import fast_settings
 
 from coordinator.audit_check import capacity_violations, fleet_violations
 from coordinator.clock import FakeClock

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import fast_settings
+from support import fast_settings
 
 from coordinator.clock import FakeClock
 from coordinator.planning import build_plan

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import POSTGRES_ENV
 from fleet import Fleet, coordinator, coordinator_env, wait_rollout
 from invariants import check_fleet_invariants
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from support import POSTGRES_ENV
 
 from persistence import Store
 from schemas import LifecycleKind, RolloutStatus
