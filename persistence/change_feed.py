@@ -21,6 +21,7 @@ from persistence.transactions import NOTIFY_CHANNEL as CHANNEL
 RECONNECT_DELAY = 1.0  # seconds, doubled per failure up to the maximum
 RECONNECT_MAX_DELAY = 10.0
 LIVENESS_CHECK = 2.0  # seconds between checks that the listening connection is alive
+ANSWER_TIMEOUT = 5.0  # seconds; a partitioned link never errors, it only stays silent
 
 log = structlog.get_logger("coordinator.change_feed")
 
@@ -42,7 +43,9 @@ class ChangeFeed:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=ANSWER_TIMEOUT, command_timeout=ANSWER_TIMEOUT
+                )
                 await conn.add_listener(CHANNEL, lambda *_: on_change())
                 self.listening = True
                 feed_log.info("notify_listening", channel=CHANNEL)
@@ -50,15 +53,26 @@ class ChangeFeed:
                 on_change()  # anything committed while we were not listening
                 while not conn.is_closed():
                     await anyio.sleep(LIVENESS_CHECK)
-                    await conn.execute("SELECT 1")
+                    await conn.execute("SELECT 1", timeout=ANSWER_TIMEOUT)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 feed_log.warning(
                     "notify_degraded_to_polling", error=repr(exc), retry_in=round(delay, 1)
                 )
             finally:
                 self.listening = False
-                if conn is not None and not conn.is_closed():
-                    with anyio.CancelScope(shield=True):
-                        await conn.close(timeout=2)
+                if conn is not None:
+                    await _close(conn)
             await anyio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    """Close politely if the server answers; drop the socket if it does not (a
+    partitioned link never answers, and a close must not hang or raise)."""
+    if conn.is_closed():
+        return
+    with anyio.CancelScope(shield=True):
+        try:
+            await conn.close(timeout=2)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            conn.terminate()

@@ -31,6 +31,7 @@ _WAL_RETRY_PAUSE = 0.02  # seconds
 
 POSTGRES_POOL_SIZE = 3
 POSTGRES_POOL_OVERFLOW = 5
+POSTGRES_CONNECT_TIMEOUT = 5.0  # seconds; asyncpg's own default (60 s) outlasts any lease
 LIFECYCLE_LOCK = 0x636F6F72  # "coor": the advisory lock key of lifecycle writes
 
 
@@ -41,6 +42,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         # a small pool keeps a large fleet within the server's max_connections.
         kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
         kwargs.setdefault("max_overflow", POSTGRES_POOL_OVERFLOW)
+        kwargs.setdefault("connect_args", {"timeout": POSTGRES_CONNECT_TIMEOUT})
     engine = create_async_engine(database_url, **kwargs)
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)

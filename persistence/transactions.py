@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -20,6 +21,10 @@ T = TypeVar("T")
 RETRY_ATTEMPTS = 8
 RETRY_BASE_DELAY = 0.05  # seconds, doubled per attempt
 RETRY_MAX_DELAY = 1.0  # seconds
+NETWORK_DEADLINE = 10.0
+"""Seconds one PostgreSQL transaction may take. Across a network a silent partition
+(a dead link, a paused server) never errors: without a deadline a query would wait for
+TCP to give up, which takes many minutes, while leases expire around it."""
 
 log = structlog.get_logger("coordinator.store")
 
@@ -48,6 +53,14 @@ def is_transient(exc: BaseException) -> bool:
         text = str(exc).lower()
         return "locked" in text or "busy" in text
     return False
+
+
+def _describe(exc: DBAPIError | OSError) -> str:
+    if isinstance(exc, DBAPIError):
+        return str(exc.orig)
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {NETWORK_DEADLINE:g} s (network partition?)"
+    return str(exc)
 
 
 class StoreBase:
@@ -93,23 +106,30 @@ class StoreBase:
         self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool
     ) -> T:
         delay = RETRY_BASE_DELAY
+        # SQLite needs no deadline: its only wait is for the file lock, which the busy
+        # timeout bounds; and a thread stuck in sqlite3 cannot be cancelled anyway.
+        deadline = NETWORK_DEADLINE if self.backend == "postgresql" else math.inf
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
-                # Shielded: a cancelled caller must not leave a claim half-written.
-                with anyio.CancelScope(shield=True):
+                # Shielded: a cancelled caller must not leave a claim half-written. The
+                # deadline inside the shield still ends a transaction the network lost.
+                with anyio.CancelScope(shield=True), anyio.fail_after(deadline):
                     async with self.engine.connect() as conn:
                         if write:
                             conn = await conn.execution_options(**{WRITE_OPTION: True})
                         async with conn.begin():
                             return await work(conn)
-            except DBAPIError as exc:
-                if not is_transient(exc):
+            except (DBAPIError, OSError) as exc:
+                # A bare OSError is the network itself: asyncpg raises a refused or reset
+                # connection, and our deadline's TimeoutError, unwrapped.
+                if isinstance(exc, DBAPIError) and not is_transient(exc):
                     raise
+                error = _describe(exc)
                 if attempt == RETRY_ATTEMPTS:
                     raise DatabaseUnavailable(
-                        f"database still failing after {attempt} attempts: {exc.orig}"
+                        f"database still failing after {attempt} attempts: {error}"
                     ) from exc
-                log.warning("database_retry", attempt=attempt, delay=delay, error=str(exc.orig))
+                log.warning("database_retry", attempt=attempt, delay=delay, error=error)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
         raise AssertionError("unreachable")

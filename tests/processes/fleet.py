@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -57,11 +57,20 @@ class Fleet:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
-    def start(self, occurrence_id: str) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        occurrence_id: str,
+        *,
+        wrapper: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start one occurrence; ``wrapper`` prefixes the command (e.g. ``ip netns exec
+        NS``), ``env`` replaces the fleet's environment for this one."""
         log = (self.workdir / f"{occurrence_id}.log").open("wb")
         self._logs.append(log)
         process = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "coordinator",
@@ -70,7 +79,7 @@ class Fleet:
                 occurrence_id,
                 "--log-json",
             ],
-            env=self.env,
+            env=dict(env) if env is not None else self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
