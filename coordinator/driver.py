@@ -8,7 +8,7 @@ from coordinator.logs import log_events
 from coordinator.member_policy import may_drive
 from coordinator.rollout_machine import observe, step_rollout
 from persistence import FleetView, Store
-from schemas import OccurrenceState, RolloutChange, Settings, StaleFencingToken
+from schemas import OccurrenceState, RolloutChange, RolloutStatus, Settings, StaleFencingToken
 
 ACTIVE_DRIVER_STATES = (OccurrenceState.WAKEUP, OccurrenceState.WORK)
 
@@ -37,6 +37,12 @@ class RolloutDriver:
         for rollout in view.running:
             rid = rollout.rollout_id
             token = self._held.get(rid)
+            if rollout.status is RolloutStatus.PAUSED:
+                # The pause freed the lease; whoever holds the rollout when it resumes
+                # takes it afresh.
+                if self._held.pop(rid, None) is not None:
+                    self._log.info("driver_paused", rollout_id=rid)
+                continue
             if token is not None and (
                 rollout.driver_id != self._me or rollout.driver_token != token
             ):

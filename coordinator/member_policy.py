@@ -90,7 +90,7 @@ def _shutdown_signal(
     # Only a signal given to this incarnation counts, not one its predecessor obeyed.
     if wave is None or wave.signalled_at is None or wave.signalled_at < me.started_at:
         return None
-    if shutdown.status is RolloutStatus.RUNNING and shutdown.rollout_id in driving:
+    if not shutdown.status.is_finished and shutdown.rollout_id in driving:
         return MemberAction(Act.WAIT, "driving the shutdown: leaving after the others")
     return MemberAction(Act.LEAVE, rollout=shutdown, wave=wave)
 
@@ -129,7 +129,7 @@ def _waking(view: FleetView, me: OccurrenceRecord) -> MemberAction:
         )
     if wave is not None:
         return MemberAction(Act.WAIT, f"waiting for the {wave.group.value} wave")
-    if wakeup.status is RolloutStatus.RUNNING and wakeup.waves[-1].status is WaveStatus.PENDING:
+    if not wakeup.status.is_finished and wakeup.waves[-1].status is WaveStatus.PENDING:
         return MemberAction(Act.JOIN_LAST_WAVE, rollout=wakeup)
     # The wakeup is past its last wave: skip the ritual and join the active pool.
     return MemberAction(Act.ENTER_WORK, rollout=wakeup)

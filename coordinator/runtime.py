@@ -22,24 +22,31 @@ from anyio.abc import TaskGroup, TaskStatus
 from coordinator.clock import Clock, SystemClock
 from coordinator.decider import Decider
 from coordinator.driver import RolloutDriver
+from coordinator.emergency import Verifier, judge, make_verifier
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.member_policy import Act, MemberAction, next_action
 from persistence import ChangeFeed, FleetView, Store
 from schemas import (
+    AckVerdict,
     Claim,
+    CommandRecord,
+    CommandStatus,
     DatabaseUnavailable,
     EventKind,
     NewEvent,
     OccurrenceRecord,
     OccurrenceState,
     RolloutRecord,
+    RunState,
     Settings,
     SharedTask,
     Superseded,
     WaveRecord,
 )
 
+EMERGENCY_STOP = "emergency stop"
+"""``left_because`` of an occurrence stopped by an operator's emergency command."""
 CLOCK_REALIGN_INTERVAL = 60.0  # seconds between measurements of the server clock offset
 PROTOCOL_VERSION = 1
 """Bumped when occurrences of different versions could no longer coordinate."""
@@ -81,6 +88,10 @@ class OccurrenceRuntime:
         self._busy = False
         self._poked = False
         self._nap_scope: anyio.CancelScope | None = None
+        self._command_check = anyio.Event()
+        self._verifier: Verifier | None = None
+        self.emergency_command: CommandRecord | None = None
+        """The emergency command that stopped this occurrence, if one did."""
         self._last_note = ""
         self._log: Any = structlog.get_logger("coordinator").bind(
             occurrence_id=settings.occurrence_id
@@ -132,11 +143,14 @@ class OccurrenceRuntime:
         calling ``stop()`` leaves the fleet uncoordinated (for instance on SIGTERM).
         """
         try:
+            # Bad trusted keys fail the start, before this occurrence joins anything.
+            self._verifier = make_verifier(self.settings)
             await self._register()
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._guarded, self._heartbeat_loop)
                 tg.start_soon(self._guarded, self._poll_loop)
+                tg.start_soon(self._guarded, self._emergency_loop)
                 feed = ChangeFeed(self.settings.database_url)
                 tg.start_soon(feed.run, self._poke, self.occurrence_id)
                 task_status.started()
@@ -199,7 +213,9 @@ class OccurrenceRuntime:
         if self._store is not None and self._me is not None:
             try:
                 await self._driver.release_all()
-                await self._leave_fleet("closed by the embedding program")
+                if self.error is not None:
+                    await self._leave_fleet(f"error: {self.error!r}", RunState.ERROR)
+                await self._leave_fleet("closed by the embedding program", RunState.COMPLETE)
             except (DatabaseUnavailable, Superseded) as exc:
                 self._log.warning("leave_failed", error=str(exc))
         if self._owns_store and self._store is not None:
@@ -264,6 +280,66 @@ class OccurrenceRuntime:
         self._poked = True
         if self._nap_scope is not None:
             self._nap_scope.cancel()
+        self._command_check.set()
+
+    # -- emergency commands ---------------------------------------------------------------
+
+    async def _emergency_loop(self) -> None:
+        """Look for emergency commands on every wake-up (NOTIFY on PostgreSQL, the wake
+        file on SQLite) and at least every poll interval. Separate from the poll loop so
+        a slow poll or a busy action never delays a stop."""
+        assert self._me is not None
+        answered: set[str] = set()
+        while not self._stopped.is_set():
+            self._command_check = anyio.Event()
+            try:
+                found = await self.store.emergency_commands_since(self._me.started_at)
+                for record, replayed in found:
+                    if record.command_id not in answered:
+                        await self._answer_emergency(record, replayed)
+                        answered.add(record.command_id)
+                        if self._stopped.is_set():
+                            return
+            except DatabaseUnavailable as exc:
+                self._log.warning("emergency_check_failed", error=str(exc))
+            with anyio.move_on_after(self.settings.poll_interval):
+                await self._command_check.wait()
+
+    async def _answer_emergency(self, record: CommandRecord, replayed: bool) -> None:
+        me, verifier = self._me, self._verifier
+        assert me is not None and verifier is not None
+        if record.status is CommandStatus.PENDING:  # the first to see it records the verdict
+            record = await self.store.settle_emergency(record.command_id, verifier)
+        judgement = judge(record, self.occurrence_id, verifier, replayed=replayed)
+        if not judgement.answer:
+            return
+        if not judgement.stop:
+            self._log.warning(
+                "emergency_refused", command_id=record.command_id, detail=judgement.detail
+            )
+            await self.store.acknowledge_emergency(
+                record.command_id, me, AckVerdict.REFUSED, judgement.detail
+            )
+            return
+        self._log.warning("emergency_stop", command_id=record.command_id, reason=judgement.reason)
+        context = WaveContext(self.occurrence_id, None, None, judgement.reason)
+        try:
+            await self.hooks.on_emergency_stop(context)
+        except Exception as exc:  # the stop goes on: the operator's brake beats the hook
+            self._log.error("on_emergency_stop_failed", error=repr(exc))
+        ack = await self.store.acknowledge_emergency(
+            record.command_id, me, AckVerdict.STOPPED, judgement.detail
+        )
+        self._log.warning(
+            "emergency_acknowledged",
+            command_id=record.command_id,
+            latency_ms=round(ack.latency * 1000, 1),
+        )
+        self.emergency_command = record
+        await self._set_state(OccurrenceState.SHUTDOWN, emergency=record.command_id)
+        await self._persist("release", self._driver.release_all)
+        await self._persist("leave", lambda: self._leave_fleet(EMERGENCY_STOP))
+        self._mark_stopped()
 
     # -- one poll -----------------------------------------------------------------------
 
@@ -365,7 +441,9 @@ class OccurrenceRuntime:
             return
         await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
         await self._persist("release", self._driver.release_all)
-        await self._persist("leave", lambda: self._leave_fleet("coordinated shutdown"))
+        await self._persist(
+            "leave", lambda: self._leave_fleet("coordinated shutdown", RunState.COMPLETE)
+        )
         self._mark_stopped()
 
     async def _stop_after_rejected_wakeup(self, action: MemberAction) -> None:
@@ -373,7 +451,7 @@ class OccurrenceRuntime:
         await self._set_state(
             OccurrenceState.SHUTDOWN, rollout=action.rollout, wakeup_rejected=action.why
         )
-        await self._leave_fleet("wakeup rejected")
+        await self._leave_fleet("wakeup rejected", RunState.COMPLETE)
         self._mark_stopped()
 
     # -- state --------------------------------------------------------------------------
@@ -419,9 +497,9 @@ class OccurrenceRuntime:
                 self._log.warning("write_delayed", what=what, error=str(exc))
                 await self.clock.sleep(self.settings.poll_interval)
 
-    async def _leave_fleet(self, reason: str) -> None:
+    async def _leave_fleet(self, reason: str, run_state: RunState | None = None) -> None:
         if not self._deregistered and self._me is not None:
-            await self.store.deregister(self._me, reason=reason)
+            await self.store.deregister(self._me, reason=reason, run_state=run_state)
             self._deregistered = True
             self.left_because = reason
 

@@ -17,6 +17,7 @@ from schemas import (
     NewEvent,
     OccurrenceRecord,
     OccurrenceState,
+    RunState,
     Superseded,
 )
 
@@ -38,6 +39,14 @@ async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
         select(occurrences).where(newest).order_by(occurrences.c.occurrence_id)
     )
     return [occurrence_from_row(r) for r in rows]
+
+
+def run_state_event(occurrence_id: str, state: RunState, **details: Any) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.RUN_STATE,
+        occurrence_id=occurrence_id,
+        details={"state": state.value, **details},
+    )
 
 
 class MembershipStore(StoreBase):
@@ -86,13 +95,15 @@ class MembershipStore(StoreBase):
                 "stopped_at": None,
             }
             await conn.execute(insert(occurrences).values(**values))
+            incarnation = {"incarnation_id": values["incarnation_id"]}
             notes.append(
                 NewEvent(
                     kind=EventKind.OCCURRENCE_REGISTERED,
                     occurrence_id=occurrence_id,
-                    details={"incarnation_id": values["incarnation_id"], "pid": pid, "host": host},
+                    details={**incarnation, "pid": pid, "host": host},
                 )
             )
+            notes.append(run_state_event(occurrence_id, RunState.START, **incarnation))
             await self._append(conn, now, notes)
             return OccurrenceRecord(**values)
 
@@ -154,8 +165,11 @@ class MembershipStore(StoreBase):
 
         await self._write(work)
 
-    async def deregister(self, me: OccurrenceRecord, *, reason: str) -> None:
-        """End this incarnation: it no longer counts as live, and holds no lease."""
+    async def deregister(
+        self, me: OccurrenceRecord, *, reason: str, run_state: RunState | None = None
+    ) -> None:
+        """End this incarnation: it no longer counts as live, and holds no lease.
+        ``run_state`` (complete or error) is recorded with it."""
 
         async def work(conn: AsyncConnection) -> None:
             now = self.now()
@@ -166,12 +180,17 @@ class MembershipStore(StoreBase):
                 .values(stopped_at=now)
             )
             if result.rowcount:
-                event = NewEvent(
-                    kind=EventKind.OCCURRENCE_STOPPED,
-                    occurrence_id=me.occurrence_id,
-                    details={"incarnation_id": me.incarnation_id, "reason": reason},
-                )
-                await self._append(conn, now, [event])
+                details = {"incarnation_id": me.incarnation_id, "reason": reason}
+                notes = [
+                    NewEvent(
+                        kind=EventKind.OCCURRENCE_STOPPED,
+                        occurrence_id=me.occurrence_id,
+                        details=details,
+                    )
+                ]
+                if run_state is not None:
+                    notes.append(run_state_event(me.occurrence_id, run_state, **details))
+                await self._append(conn, now, notes)
 
         await self._write(work)
 

@@ -78,15 +78,19 @@ class RolloutsOfInterest:
         return wakeup_in_force(self.latest_wakeup, self.latest_shutdown, now, window)
 
 
+IN_PROGRESS_STATUSES = (RolloutStatus.RUNNING.value, RolloutStatus.PAUSED.value)
+
+
 async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
-    """Running rollouts, the newest wakeup and the newest accepted shutdown, in two queries."""
+    """Rollouts in progress (running or paused), the newest wakeup and the newest
+    accepted shutdown, in two queries."""
     wakeup_id = _latest(LifecycleKind.WAKEUP)
     shutdown_id = _latest(LifecycleKind.SHUTDOWN, accepted=True)
     query = select(rollouts, wakeup_id.label("latest_wakeup"), shutdown_id.label("latest_shutdown"))
     rows = (
         await conn.execute(
             query.where(
-                (rollouts.c.status == RolloutStatus.RUNNING.value)
+                rollouts.c.status.in_(IN_PROGRESS_STATUSES)
                 | (rollouts.c.rollout_id == wakeup_id)
                 | (rollouts.c.rollout_id == shutdown_id)
             )
@@ -95,7 +99,7 @@ async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
     found = {r.rollout_id: r for r in await load_rollouts(conn, rows)}
     marks = rows[0] if rows else None
     return RolloutsOfInterest(
-        running=tuple(r for r in found.values() if r.status is RolloutStatus.RUNNING),
+        running=tuple(r for r in found.values() if not r.status.is_finished),
         latest_wakeup=found.get(marks.latest_wakeup) if marks else None,
         latest_shutdown=found.get(marks.latest_shutdown) if marks else None,
     )

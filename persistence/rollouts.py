@@ -238,7 +238,7 @@ class RolloutStore(StoreBase):
             if existing is not None:
                 return existing
             last = rollout.waves[-1]
-            if rollout.status is not RolloutStatus.RUNNING or last.status is not WaveStatus.PENDING:
+            if rollout.status.is_finished or last.status is not WaveStatus.PENDING:
                 return None
             members = (*last.members, occurrence_id)
             await conn.execute(

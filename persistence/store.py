@@ -8,15 +8,24 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 
 from persistence.audit import AuditStore
+from persistence.emergency import EmergencyStore
 from persistence.engine import create_engine, create_schema
 from persistence.membership import MembershipStore
+from persistence.rollout_control import RolloutControlStore
 from persistence.rollouts import RolloutStore
 from persistence.shared_tasks import SharedTaskStore
 from persistence.transactions import Clock
 from schemas import DatabaseUnavailable
 
 
-class Store(MembershipStore, SharedTaskStore, RolloutStore, AuditStore):
+class Store(
+    MembershipStore,
+    SharedTaskStore,
+    RolloutStore,
+    RolloutControlStore,
+    EmergencyStore,
+    AuditStore,
+):
     """One object per process; safe to share between the tasks of that process."""
 
     @classmethod

@@ -161,3 +161,39 @@ events = Table(
     Column("details", JSON, nullable=False),
     Index("ix_events_rollout", "rollout_id"),
 )
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("command_id", String(36), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued_by", String(128), nullable=False),
+    Column("reason", Text),
+    Column("rollout_id", String(80)),
+    Column("targets", JSON, nullable=False),
+    Column("refusal", String(24)),
+    Column("detail", Text, nullable=False),
+    Column("created_at", UnixTime, nullable=False),
+    Column("settled_at", UnixTime),
+    # Emergency commands: exactly what was received, so any verifier reaches the same
+    # verdict, and the nonce that makes a second use of the same command a replay.
+    Column("nonce", String(64)),
+    Column("key_id", String(64)),
+    Column("payload", Text),
+    Column("signature", Text),
+    Index("ix_commands_kind_created", "kind", "created_at"),
+    Index("ix_commands_nonce", "nonce"),
+)
+
+emergency_acks = Table(
+    "emergency_acks",
+    metadata,
+    Column("command_id", String(36), ForeignKey("commands.command_id"), primary_key=True),
+    Column("incarnation_id", String(36), primary_key=True),
+    Column("occurrence_id", String(64), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("acked_at", UnixTime, nullable=False),
+    Column("latency", Float, nullable=False),
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -29,6 +30,16 @@ TCP to give up, which takes many minutes, while leases expire around it."""
 log = structlog.get_logger("coordinator.store")
 
 NOTIFY_CHANNEL = "coordinator"
+_APPENDED = "coordinator_appended_events"
+WAKE_SUFFIX = "-wake"
+
+
+def wake_file_of(database: str | None) -> Path | None:
+    """The wake file of a SQLite database path (none for an in-memory database)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database + WAKE_SUFFIX)
+
 
 Clock = Callable[[], float]
 """Returns the current time in Unix seconds."""
@@ -94,6 +105,20 @@ class StoreBase:
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def wake_file(self) -> Path | None:
+        """SQLite's stand-in for NOTIFY: a file beside the database whose modification
+        time every committed change bumps; pollers ``stat()`` it, which costs no SQL."""
+        return wake_file_of(self.engine.url.database) if self.backend == "sqlite" else None
+
+    def touch_wake_file(self) -> None:
+        path = self.wake_file
+        if path is not None:
+            try:
+                path.touch()
+            except OSError as exc:  # a hint only: pollers still poll
+                log.warning("wake_file_untouchable", path=str(path), error=str(exc))
+
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
         return await self._transaction(work, write=True)
@@ -117,8 +142,13 @@ class StoreBase:
                     async with self.engine.connect() as conn:
                         if write:
                             conn = await conn.execution_options(**{WRITE_OPTION: True})
+                        conn.info.pop(_APPENDED, None)
                         async with conn.begin():
-                            return await work(conn)
+                            result = await work(conn)
+                        appended = conn.info.pop(_APPENDED, False)
+                if appended:
+                    self.touch_wake_file()
+                return result
             except (DBAPIError, OSError) as exc:
                 # A bare OSError is the network itself: asyncpg raises a refused or reset
                 # connection, and our deadline's TimeoutError, unwrapped.
@@ -149,6 +179,7 @@ class StoreBase:
         ]
         if rows:
             await conn.execute(insert(events), rows)
+            conn.info[_APPENDED] = True  # wake SQLite pollers once this commits
             if conn.dialect.name == "postgresql":
                 # Delivered at commit, to every listening occurrence: poll now.
                 await conn.execute(

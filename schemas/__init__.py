@@ -1,5 +1,18 @@
 """The vocabulary of coordinator: pydantic models and enums, with no I/O."""
 
+from schemas.commands import (
+    EMERGENCY_SHUTDOWN,
+    AckVerdict,
+    CommandKind,
+    CommandRecord,
+    CommandStatus,
+    EmergencyAck,
+    EmergencyCommand,
+    RefusalReason,
+    RolloutAction,
+    SignedCommand,
+    Verification,
+)
 from schemas.enums import (
     OPEN_TASK_STATUSES,
     WAVE_ORDER,
@@ -12,6 +25,7 @@ from schemas.enums import (
     WaveStatus,
 )
 from schemas.errors import (
+    CommandConflict,
     ConfigurationError,
     CoordinatorError,
     DatabaseUnavailable,
@@ -20,7 +34,7 @@ from schemas.errors import (
     StaleFencingToken,
     Superseded,
 )
-from schemas.events import EventKind
+from schemas.events import EventKind, RunState
 from schemas.ids import SHARED_OCCURRENCE_ID, validate_occurrence_id
 from schemas.plan import PlannedWave, RolloutPlan
 from schemas.records import (
@@ -37,15 +51,23 @@ from schemas.records import (
 from schemas.settings import Settings, load_settings
 
 __all__ = [
+    "EMERGENCY_SHUTDOWN",
     "OPEN_TASK_STATUSES",
     "SHARED_OCCURRENCE_ID",
     "WAVE_ORDER",
+    "AckVerdict",
     "CanaryGroup",
     "Claim",
+    "CommandConflict",
+    "CommandKind",
+    "CommandRecord",
+    "CommandStatus",
     "ConfigurationError",
     "CoordinatorError",
     "DatabaseUnavailable",
     "Decision",
+    "EmergencyAck",
+    "EmergencyCommand",
     "EventKind",
     "EventRecord",
     "InvalidOccurrenceId",
@@ -55,16 +77,21 @@ __all__ = [
     "OccurrenceRecord",
     "OccurrenceState",
     "PlannedWave",
+    "RefusalReason",
+    "RolloutAction",
     "RolloutChange",
     "RolloutPlan",
     "RolloutRecord",
     "RolloutStatus",
+    "RunState",
     "Settings",
     "SharedTask",
+    "SignedCommand",
     "StaleFencingToken",
     "Superseded",
     "TaskStatus",
     "Verdict",
+    "Verification",
     "WaveRecord",
     "WaveStatus",
     "load_settings",

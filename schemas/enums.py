@@ -68,13 +68,15 @@ class Verdict(StrEnum):
 
 class RolloutStatus(StrEnum):
     RUNNING = "running"
+    PAUSED = "paused"
+    """Held by an operator: no wave is signalled or judged until resumed."""
     COMPLETED = "completed"
     ABORTED = "aborted"
     REJECTED = "rejected"
 
     @property
     def is_finished(self) -> bool:
-        return self is not RolloutStatus.RUNNING
+        return self not in (RolloutStatus.RUNNING, RolloutStatus.PAUSED)
 
 
 class WaveStatus(StrEnum):

@@ -37,3 +37,8 @@ class Superseded(CoordinatorError):
 
 class DatabaseUnavailable(CoordinatorError, ConnectionError):
     """The database did not answer after the bounded retries."""
+
+
+class CommandConflict(CoordinatorError):
+    """The command does not fit the current state (e.g. resuming a rollout that is not
+    paused, or a second shutdown while one runs); nothing was changed."""

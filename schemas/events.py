@@ -26,3 +26,25 @@ class EventKind(StrEnum):
     WAVE_SKIPPED = "wave_skipped"
     ROLLOUT_COMPLETED = "rollout_completed"
     ROLLOUT_ABORTED = "rollout_aborted"
+    ROLLOUT_PAUSED = "rollout_paused"
+    ROLLOUT_RESUMED = "rollout_resumed"
+    ROLLOUT_RETRIED = "rollout_retried"
+    COMMAND_RECEIVED = "command_received"
+    COMMAND_ACCEPTED = "command_accepted"
+    COMMAND_REFUSED = "command_refused"
+    EMERGENCY_ACKNOWLEDGED = "emergency_acknowledged"
+    EMERGENCY_REFUSED = "emergency_refused"
+    RUN_STATE = "run_state"
+    """Seed 001's run-state vocabulary, in ``details["state"]``: see ``RunState``."""
+
+
+class RunState(StrEnum):
+    """The run-state of an occurrence's run, as operators follow it: a run starts, an
+    emergency stop requests its cancellation, it is cancelled (acknowledged), or it
+    completes (a coordinated shutdown) or ends in error."""
+
+    START = "start"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCELLED = "cancelled"
+    COMPLETE = "complete"
+    ERROR = "error"

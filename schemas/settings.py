@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigurationError, InvalidOccurrenceId
@@ -84,6 +91,16 @@ class Settings(BaseSettings):
     engine: str | None = Field(
         default=None,
         description="decision engine of `run` as package.module:attr (unset: built-in accept)",
+    )
+    trusted_keys: str = Field(
+        default="",
+        description="comma-separated paths or base64 Ed25519 public keys trusted to sign "
+        "emergency commands",
+    )
+    emergency_max_age: float = Field(default=300.0, gt=0)
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the control API demands on mutating routes (`serve`)",
     )
 
     @field_validator("database_url")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from coordinator.cli import run_cmd, shutdown_cmd, simulate_cmd, status_cmd
+from coordinator.cli import keys_cmd, run_cmd, shutdown_cmd, simulate_cmd, status_cmd
 from coordinator.logs import configure_logging
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(commands)
     status_cmd.add_parser(commands)
     shutdown_cmd.add_parser(commands)
+    keys_cmd.add_parser(commands)
     return parser
 
 

@@ -13,6 +13,8 @@ from schemas.settings import normalize_database_url, setting_env_name
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_EMERGENCY = 3
+"""``run``: stopped by an operator's emergency command."""
 
 
 def refuse(command: str, problem: object, code: int = EXIT_CONFIG) -> int:

@@ -9,12 +9,14 @@ import anyio
 import structlog
 
 from coordinator.cli.options import (
+    EXIT_EMERGENCY,
     EXIT_FAILED,
     EXIT_OK,
     add_settings_flags,
     refuse,
     settings_from_args,
 )
+from coordinator.emergency import make_verifier
 from coordinator.engine_loader import LoadedEngine, load_engine
 from coordinator.logs import configure_logging
 from coordinator.runtime import OccurrenceRuntime
@@ -41,6 +43,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
         loaded = load_engine(settings.engine)
+        make_verifier(settings)  # unreadable trusted keys stop the start, with exit 2
     except ConfigurationError as exc:
         return refuse("run", exc)
     configure_logging(args.log_level, json=args.log_json)
@@ -98,4 +101,6 @@ async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
         "coordinated shutdown"
     )
     log.info("occurrence_exit", state=runtime.state.value, reason=runtime.left_because)
+    if runtime.emergency_command is not None:
+        return EXIT_EMERGENCY
     return EXIT_OK if left_cleanly else EXIT_FAILED

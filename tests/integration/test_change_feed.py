@@ -1,4 +1,5 @@
-"""LISTEN/NOTIFY: a commit that changes the fleet wakes every listener (PostgreSQL)."""
+"""A commit that changes the fleet wakes every listener at once: LISTEN/NOTIFY on
+PostgreSQL, the wake file beside the database on SQLite. Heartbeats wake nobody."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import anyio
 from persistence import ChangeFeed, Store
 
 
-async def test_a_commit_wakes_a_listener_on_postgresql(postgres_url: str) -> None:
-    store = await Store.open(postgres_url)
-    feed = ChangeFeed(postgres_url)
+async def test_a_commit_wakes_a_listener(database_url: str) -> None:
+    store = await Store.open(database_url)
+    feed = ChangeFeed(database_url)
     wakes: list[float] = []
     try:
         async with anyio.create_task_group() as tg:
@@ -36,9 +37,3 @@ async def test_a_commit_wakes_a_listener_on_postgresql(postgres_url: str) -> Non
     finally:
         await store.close()
 
-
-async def test_sqlite_has_no_feed_and_relies_on_polling(sqlite_url: str) -> None:
-    feed = ChangeFeed(sqlite_url)
-    assert not feed.enabled
-    with anyio.fail_after(1):
-        await feed.run(lambda: None)  # returns at once

@@ -1,0 +1,281 @@
+"""Emergency commands: stored exactly as received, verified once for the record, and
+acknowledged by each occurrence they stop.
+
+Verification is the caller's (``coordinator.emergency``): this layer holds no keys and
+no cryptography. It gives the verifier what makes every verdict the same wherever it is
+reached: the command's bytes, the moment the database recorded it (freshness is judged
+at that moment, not whenever an occurrence happens to look), and whether another
+command with the same nonce was already accepted (a replay).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.commands import CommandLog, command_event, command_from_row, insert_command
+from persistence.engine import serialize_lifecycle
+from persistence.queries import select_rollouts
+from persistence.rollout_control import IN_PROGRESS, skip_unsettled_waves
+from persistence.tables import commands, emergency_acks, rollouts, tasks
+from schemas import (
+    AckVerdict,
+    CommandKind,
+    CommandRecord,
+    CommandStatus,
+    EmergencyAck,
+    EventKind,
+    NewEvent,
+    NotFound,
+    OccurrenceRecord,
+    RolloutStatus,
+    RunState,
+    SignedCommand,
+    TaskStatus,
+    Verification,
+)
+
+Verifier = Callable[[SignedCommand, float, Callable[[str], bool]], Verification]
+"""``verify(signed, recorded_at, nonce_seen)``: the verdict on one command."""
+
+EMERGENCY_STOP_REASON = "emergency stop"
+
+
+def nonce_of(payload: str) -> str | None:
+    """The nonce a payload claims, read without trusting it (for the replay lookup)."""
+    try:
+        nonce = json.loads(payload).get("nonce")
+    except (ValueError, AttributeError):
+        return None
+    return nonce[:64] if isinstance(nonce, str) else None
+
+
+class EmergencyStore(CommandLog):
+    async def submit_emergency(
+        self, signed: SignedCommand, *, issued_by: str, verify: Verifier | None = None
+    ) -> CommandRecord:
+        """Store an emergency command. With ``verify`` its verdict is recorded at once;
+        without (an issuer that trusts no keys), the first occurrence to see it does."""
+
+        async def work(conn: AsyncConnection) -> CommandRecord:
+            await serialize_lifecycle(conn)
+            now = self.now()
+            record = await insert_command(
+                conn,
+                now,
+                CommandKind.EMERGENCY_SHUTDOWN,
+                CommandStatus.PENDING,
+                issued_by=issued_by,
+                detail="awaiting verification",
+                signed=signed,
+                nonce=nonce_of(signed.payload),
+            )
+            if verify is not None:
+                return await self._settle(conn, record, verify, now)
+            await self._append(conn, now, [command_event(record)])
+            return record
+
+        return await self._write(work)
+
+    async def settle_emergency(self, command_id: str, verify: Verifier) -> CommandRecord:
+        """Record the verdict on a pending command (no-op if already settled)."""
+
+        async def work(conn: AsyncConnection) -> CommandRecord:
+            await serialize_lifecycle(conn)
+            row = (
+                await conn.execute(select(commands).where(commands.c.command_id == command_id))
+            ).one()
+            record = command_from_row(row)
+            if record.status is not CommandStatus.PENDING:
+                return record
+            return await self._settle(conn, record, verify, self.now())
+
+        return await self._write(work)
+
+    async def _settle(
+        self, conn: AsyncConnection, record: CommandRecord, verify: Verifier, now: float
+    ) -> CommandRecord:
+        assert record.signed is not None
+        verdict = verify(record.signed, record.created_at, await _nonce_lookup(conn, record))
+        command = verdict.command
+        settled = record.model_copy(
+            update={
+                "status": CommandStatus.ACCEPTED if verdict.accepted else CommandStatus.REFUSED,
+                "refusal": verdict.refused.value if verdict.refused else None,
+                "detail": verdict.detail,
+                "reason": command.reason if command else None,
+                "targets": command.targets if command else (),
+            }
+        )
+        await conn.execute(
+            update(commands)
+            .where(commands.c.command_id == record.command_id)
+            .values(
+                status=settled.status.value,
+                refusal=settled.refusal,
+                detail=settled.detail,
+                reason=settled.reason,
+                targets=list(settled.targets),
+                settled_at=now,
+            )
+        )
+        new = [command_event(settled)]
+        if settled.accepted:
+            new.append(_run_state(RunState.CANCEL_REQUESTED, settled))
+            if not settled.targets:
+                new += await _abort_in_progress(conn, settled, now)
+        await self._append(conn, now, new)
+        return settled
+
+    async def emergency_commands_since(self, since: float) -> list[tuple[CommandRecord, bool]]:
+        """Emergency commands recorded at or after ``since``, oldest first, each with
+        whether another command with its nonce was accepted (a replay)."""
+
+        async def work(conn: AsyncConnection) -> list[tuple[CommandRecord, bool]]:
+            rows = await conn.execute(
+                select(commands)
+                .where(commands.c.kind == CommandKind.EMERGENCY_SHUTDOWN.value)
+                .where(commands.c.created_at >= since)
+                .order_by(commands.c.created_at)
+            )
+            found = [command_from_row(r) for r in rows]
+            result = []
+            for record in found:
+                seen = await _nonce_lookup(conn, record)
+                result.append((record, seen(record.nonce or "")))
+            return result
+
+        return await self._read(work)
+
+    async def acknowledge_emergency(
+        self, command_id: str, me: OccurrenceRecord, verdict: AckVerdict, detail: str
+    ) -> EmergencyAck:
+        """Record this incarnation's answer to a command (once: a repeat returns the first)."""
+
+        async def work(conn: AsyncConnection) -> EmergencyAck:
+            now = self.now()
+            existing = (
+                await conn.execute(
+                    select(emergency_acks)
+                    .where(emergency_acks.c.command_id == command_id)
+                    .where(emergency_acks.c.incarnation_id == me.incarnation_id)
+                )
+            ).first()
+            if existing is not None:
+                return EmergencyAck.model_validate(dict(existing._mapping))
+            created_at = await conn.scalar(
+                select(commands.c.created_at).where(commands.c.command_id == command_id)
+            )
+            if created_at is None:
+                raise NotFound(f"no command with id {command_id!r}")
+            ack = EmergencyAck(
+                command_id=command_id,
+                occurrence_id=me.occurrence_id,
+                incarnation_id=me.incarnation_id,
+                verdict=verdict,
+                detail=detail,
+                acked_at=now,
+                latency=max(0.0, now - float(created_at)),
+            )
+            await conn.execute(insert(emergency_acks).values(**ack.model_dump(mode="json")))
+            details: dict[str, Any] = {
+                "command_id": command_id,
+                "detail": detail,
+                "latency_ms": round(ack.latency * 1000, 1),
+            }
+            kind = (
+                EventKind.EMERGENCY_ACKNOWLEDGED
+                if verdict is AckVerdict.STOPPED
+                else EventKind.EMERGENCY_REFUSED
+            )
+            new = [NewEvent(kind=kind, occurrence_id=me.occurrence_id, details=details)]
+            if verdict is AckVerdict.STOPPED:
+                new.append(
+                    NewEvent(
+                        kind=EventKind.RUN_STATE,
+                        occurrence_id=me.occurrence_id,
+                        details={"state": RunState.CANCELLED.value, **details},
+                    )
+                )
+            await self._append(conn, now, new)
+            return ack
+
+        return await self._write(work)
+
+    async def emergency_acks(self, command_id: str) -> list[EmergencyAck]:
+        async def work(conn: AsyncConnection) -> list[EmergencyAck]:
+            rows = await conn.execute(
+                select(emergency_acks)
+                .where(emergency_acks.c.command_id == command_id)
+                .order_by(emergency_acks.c.acked_at)
+            )
+            return [EmergencyAck.model_validate(dict(r._mapping)) for r in rows]
+
+        return await self._read(work)
+
+
+async def _nonce_lookup(conn: AsyncConnection, record: CommandRecord) -> Callable[[str], bool]:
+    """``nonce_seen`` for ``record``: was its nonce accepted on another command?"""
+    used: set[str] = set()
+    if record.nonce is not None:
+        other = await conn.scalar(
+            select(commands.c.command_id)
+            .where(commands.c.nonce == record.nonce)
+            .where(commands.c.status == CommandStatus.ACCEPTED.value)
+            .where(commands.c.command_id != record.command_id)
+            .limit(1)
+        )
+        if other is not None:
+            used.add(record.nonce)
+    return used.__contains__
+
+
+def _run_state(state: RunState, record: CommandRecord) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.RUN_STATE,
+        details={
+            "state": state.value,
+            "command_id": record.command_id,
+            "targets": list(record.targets) or "all",
+            "reason": record.reason,
+        },
+    )
+
+
+async def _abort_in_progress(
+    conn: AsyncConnection, record: CommandRecord, now: float
+) -> list[NewEvent]:
+    """A whole-fleet stop ends every rollout in progress: nobody is left to drive it."""
+    reason = f"{EMERGENCY_STOP_REASON} ({record.command_id}): {record.reason}"
+    new = []
+    for rollout in await select_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS)):
+        await conn.execute(
+            update(rollouts)
+            .where(rollouts.c.rollout_id == rollout.rollout_id)
+            .values(
+                status=RolloutStatus.ABORTED.value,
+                finished_at=now,
+                abort_reason=reason,
+                driver_id=None,
+                driver_lease_expires_at=now,
+            )
+        )
+        await skip_unsettled_waves(conn, rollout, now)
+        await conn.execute(
+            update(tasks)
+            .where(tasks.c.task_id == rollout.task_id)
+            .values(status=TaskStatus.FAILED.value, updated_at=now)
+        )
+        new.append(
+            NewEvent(
+                kind=EventKind.ROLLOUT_ABORTED,
+                rollout_id=rollout.rollout_id,
+                task_id=rollout.task_id,
+                details={"reason": reason, "command_id": record.command_id, "emergency": True},
+            )
+        )
+    return new
