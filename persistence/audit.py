@@ -40,3 +40,16 @@ class AuditStore(StoreBase):
             return [event_from_row(r) for r in await conn.execute(query)]
 
         return await self._read(work)
+
+    async def latest_events(
+        self, limit: int, *, rollout_id: str | None = None
+    ) -> list[EventRecord]:
+        """The ``limit`` newest events, oldest first (newest last, as a log reads)."""
+
+        async def work(conn: AsyncConnection) -> list[EventRecord]:
+            query = select(events).order_by(events.c.event_id.desc()).limit(limit)
+            if rollout_id is not None:
+                query = query.where(events.c.rollout_id == rollout_id)
+            return [event_from_row(r) for r in reversed((await conn.execute(query)).all())]
+
+        return await self._read(work)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.commands import CONFLICT, command_event, insert_command
 from persistence.engine import serialize_lifecycle
 from persistence.queries import load_rollouts, open_tasks, rollouts_of_interest
 from persistence.rows import task_from_row, wave_values
@@ -16,6 +17,8 @@ from persistence.transactions import StoreBase
 from schemas import (
     SHARED_OCCURRENCE_ID,
     Claim,
+    CommandKind,
+    CommandStatus,
     Decision,
     EventKind,
     LifecycleKind,
@@ -98,18 +101,44 @@ class SharedTaskStore(StoreBase):
 
         async def work(conn: AsyncConnection) -> tuple[SharedTask, bool]:
             await serialize_lifecycle(conn)
+            now = self.now()
             existing = await _open_task(conn, LifecycleKind.SHUTDOWN)
             if existing is not None:
+                refused = await insert_command(
+                    conn,
+                    now,
+                    CommandKind.SHUTDOWN,
+                    CommandStatus.REFUSED,
+                    issued_by=requested_by,
+                    reason=reason,
+                    rollout_id=existing.task_id,
+                    refusal=CONFLICT,
+                    detail=f"a shutdown is already requested ({existing.task_id})",
+                )
+                await self._append(conn, now, [command_event(refused)])
                 return existing, False
-            now = self.now()
             values = _new_task_values(
                 LifecycleKind.SHUTDOWN, now, reason=reason, requested_by=requested_by
             )
             await conn.execute(insert(tasks).values(**values))
+            accepted = await insert_command(
+                conn,
+                now,
+                CommandKind.SHUTDOWN,
+                CommandStatus.ACCEPTED,
+                issued_by=requested_by,
+                reason=reason,
+                rollout_id=values["task_id"],
+                detail=f"shutdown requested ({values['task_id']})",
+            )
             event = NewEvent(
                 kind=EventKind.SHUTDOWN_REQUESTED,
                 task_id=values["task_id"],
-                details={"reason": reason, "requested_by": requested_by},
+                details={
+                    "reason": reason,
+                    "requested_by": requested_by,
+                    "command_id": accepted.command_id,
+                },
             )
             await self._append(conn, now, [event])
             return SharedTask(**values), True

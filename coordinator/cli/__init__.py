@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from coordinator.cli import keys_cmd, run_cmd, shutdown_cmd, simulate_cmd, status_cmd
+from coordinator.cli import (
+    emergency_cmd,
+    events_cmd,
+    keys_cmd,
+    rollout_cmd,
+    run_cmd,
+    shutdown_cmd,
+    simulate_cmd,
+    status_cmd,
+)
 from coordinator.logs import configure_logging
 
 
@@ -20,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(commands)
     status_cmd.add_parser(commands)
     shutdown_cmd.add_parser(commands)
+    rollout_cmd.add_parser(commands)
+    events_cmd.add_parser(commands)
+    emergency_cmd.add_parser(commands)
     keys_cmd.add_parser(commands)
     return parser
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,15 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_EMERGENCY = 3
 """``run``: stopped by an operator's emergency command."""
+
+
+def operator_name() -> str:
+    """Who issues a command from this terminal, for the audit trail: user@host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. in a bare container)
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def refuse(command: str, problem: object, code: int = EXIT_CONFIG) -> int:

@@ -95,6 +95,13 @@ class Fleet:
                 await anyio.sleep(0.2)
         return {k: p.returncode for k, p in self.processes.items()}
 
+    async def wait_exits_of(self, occurrence_ids: list[str], deadline: float) -> dict[str, int]:
+        chosen = {k: self.processes[k] for k in occurrence_ids}
+        with anyio.fail_after(deadline):
+            while any(p.poll() is None for p in chosen.values()):
+                await anyio.sleep(0.1)
+        return {k: p.returncode for k, p in chosen.items()}
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:

@@ -1,0 +1,176 @@
+"""Invariant 5 with real processes: a signed emergency command stops exactly its
+targets at once (``run`` exits 3), bypassing decisions and waves; a forged or replayed
+one changes nothing and is recorded as refused. And an operator's hand on a rollout:
+a paused rollout signals nothing until resumed; conflicting commands are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from fleet import Fleet, coordinator, coordinator_env, wait_members, wait_rollout
+
+from coordinator.signing import generate_key_pair
+from persistence import Store
+from schemas import (
+    AckVerdict,
+    CommandKind,
+    CommandStatus,
+    EventKind,
+    LifecycleKind,
+    OccurrenceState,
+    RolloutStatus,
+    WaveStatus,
+)
+
+pytestmark = pytest.mark.processes
+
+OCCURRENCES = ("occurrence-1", "occurrence-2", "occurrence-3")
+
+
+def write_keys(folder: Path, name: str) -> tuple[Path, Path]:
+    private, public = generate_key_pair()
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(private)
+    (folder / f"{name}.pub").write_text(public + "\n")
+    return folder / name, folder / f"{name}.pub"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    trusted, trusted_pub = write_keys(tmp_path / "keys", "operator")
+    forged, _ = write_keys(tmp_path / "keys", "intruder")
+    return {"trusted": trusted, "trusted_pub": trusted_pub, "forged": forged}
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, database_url: str, keys: dict[str, Path]) -> Iterator[Fleet]:
+    running = Fleet(
+        tmp_path,
+        coordinator_env(
+            database_url,
+            AGENT_OCCURRENCE_COUNT=str(len(OCCURRENCES)),
+            COORDINATOR_TRUSTED_KEYS=str(keys["trusted_pub"]),
+        ),
+    )
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+async def serving(store: Store, fleet: Fleet) -> None:
+    for occurrence_id in OCCURRENCES:
+        fleet.start(occurrence_id)
+    await wait_members(
+        store,
+        lambda ms: sum(m.state is OccurrenceState.WORK for m in ms) == len(OCCURRENCES),
+        deadline=120,
+        what="every occurrence serving",
+    )
+
+
+async def test_signed_emergency_stop_stops_its_targets_and_nothing_else(
+    fleet: Fleet, database_url: str, keys: dict[str, Path]
+) -> None:
+    store = await Store.open(database_url)
+    try:
+        await serving(store, fleet)
+        emergency = ("emergency-shutdown", "--reason", "drill")
+
+        forged = coordinator(*emergency, "--key", str(keys["forged"]), env=fleet.env)
+        assert forged.returncode == 1, forged.stderr
+        assert "unknown_key" in forged.stderr
+        assert all(p.poll() is None for p in fleet.processes.values())
+
+        one = coordinator(
+            *emergency,
+            "--key",
+            str(keys["trusted"]),
+            "--target",
+            "occurrence-1",
+            "--wait",
+            env=fleet.env,
+        )
+        assert one.returncode == 0, one.stdout + one.stderr
+        codes = await fleet.wait_exits_of(["occurrence-1"], deadline=30)
+        assert codes == {"occurrence-1": 3}
+        await anyio.sleep(1.0)  # the others had every chance to (wrongly) stop too
+        assert fleet.processes["occurrence-2"].poll() is None
+        assert fleet.processes["occurrence-3"].poll() is None
+
+        stop_one = next(
+            c for c in await store.commands(kind=CommandKind.EMERGENCY_SHUTDOWN) if c.accepted
+        )
+        assert stop_one.signed is not None
+        replay = await store.submit_emergency(stop_one.signed, issued_by="replayer")
+        with anyio.fail_after(30):  # an occurrence verifies it: the nonce was used
+            while (await store.command(replay.command_id)).status is CommandStatus.PENDING:
+                await anyio.sleep(0.05)
+        assert (await store.command(replay.command_id)).refusal == "replayed"
+
+        everyone = coordinator(*emergency, "--key", str(keys["trusted"]), "--wait", env=fleet.env)
+        assert everyone.returncode == 0, everyone.stdout + everyone.stderr
+        codes = await fleet.wait_exits(deadline=30)
+        assert set(codes.values()) == {3}, codes
+
+        acks = {
+            c.command_id: await store.emergency_acks(c.command_id)
+            for c in await store.commands(kind=CommandKind.EMERGENCY_SHUTDOWN)
+        }
+        stopped = [a for found in acks.values() for a in found if a.verdict is AckVerdict.STOPPED]
+        assert sorted(a.occurrence_id for a in stopped) == sorted(OCCURRENCES)  # once each
+        states = [e.details["state"] for e in await store.events(kinds=(EventKind.RUN_STATE,))]
+        assert states.count("cancelled") == len(OCCURRENCES)
+        assert states.count("cancel_requested") == 2
+    finally:
+        await store.close()
+
+
+async def test_a_paused_rollout_signals_nothing_until_resumed(
+    fleet: Fleet, database_url: str
+) -> None:
+    store = await Store.open(database_url)
+    try:
+        await serving(store, fleet)
+        unknown = coordinator("rollout", "pause", "no-such-rollout", "--reason", "x", env=fleet.env)
+        assert unknown.returncode == 1 and "no rollout" in unknown.stderr
+
+        requested = coordinator("shutdown", "--reason", "pause drill", env=fleet.env)
+        assert requested.returncode == 0, requested.stderr
+        with anyio.fail_after(60):
+            while not (found := await store.rollouts(kind=LifecycleKind.SHUTDOWN)):
+                await anyio.sleep(0.05)
+        rollout_id = found[0].rollout_id
+        paused = coordinator("rollout", "pause", rollout_id, "--reason", "hold", env=fleet.env)
+        assert paused.returncode == 0, paused.stderr
+        held = await store.rollout(rollout_id)
+        assert held.status is RolloutStatus.PAUSED
+        signalled = [w.index for w in held.waves if w.status is not WaveStatus.PENDING]
+
+        again = coordinator("rollout", "pause", rollout_id, "--reason", "twice", env=fleet.env)
+        assert again.returncode == 1 and "only a running rollout" in again.stderr
+        retry = coordinator("rollout", "retry", rollout_id, "--reason", "no", env=fleet.env)
+        assert retry.returncode == 1
+
+        await anyio.sleep(5.0)  # longer than every soak: a running rollout would move on
+        still = await store.rollout(rollout_id)
+        assert still.status is RolloutStatus.PAUSED
+        assert [w.index for w in still.waves if w.status is not WaveStatus.PENDING] == signalled
+
+        resumed = coordinator("rollout", "resume", rollout_id, "--reason", "go", env=fleet.env)
+        assert resumed.returncode == 0, resumed.stderr
+        done = await wait_rollout(store, LifecycleKind.SHUTDOWN, deadline=120)
+        assert done.status is RolloutStatus.COMPLETED
+        assert set((await fleet.wait_exits(deadline=60)).values()) == {0}
+
+        kinds = [c.kind for c in await store.commands()]
+        refused = [c for c in await store.commands() if c.status is CommandStatus.REFUSED]
+        assert kinds.count(CommandKind.PAUSE) == 2 and len(refused) == 2  # audited, refused
+        events = [e.kind for e in await store.events(rollout_id=rollout_id)]
+        assert events.count(EventKind.ROLLOUT_PAUSED) == 1
+        assert events.count(EventKind.ROLLOUT_RESUMED) == 1
+    finally:
+        await store.close()
