@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from coordinator.signing import load_trusted_keys, verify
+from persistence.emergency import Verifier
 from schemas import CommandRecord, EmergencyCommand, Settings, SignedCommand, Verification
-
-Verifier = Callable[[SignedCommand, float, Callable[[str], bool]], Verification]
 
 
 def make_verifier(settings: Settings) -> Verifier:

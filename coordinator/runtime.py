@@ -22,11 +22,12 @@ from anyio.abc import TaskGroup, TaskStatus
 from coordinator.clock import Clock, SystemClock
 from coordinator.decider import Decider
 from coordinator.driver import RolloutDriver
-from coordinator.emergency import Verifier, judge, make_verifier
+from coordinator.emergency import judge, make_verifier
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.member_policy import Act, MemberAction, next_action
 from persistence import ChangeFeed, FleetView, Store
+from persistence.emergency import Verifier
 from schemas import (
     AckVerdict,
     Claim,
@@ -85,6 +86,9 @@ class OccurrenceRuntime:
         self._stopped = anyio.Event()
         self._changed = anyio.Event()
         self._deregistered = False
+        self._leaving = False
+        """Set before the leave is written: a heartbeat racing that write finds the row
+        stopped and raises ``Superseded``, which is then expected, not a crash."""
         self._busy = False
         self._poked = False
         self._nap_scope: anyio.CancelScope | None = None
@@ -227,7 +231,7 @@ class OccurrenceRuntime:
         try:
             await loop()
         except Superseded as exc:
-            if not self._deregistered:  # after a clean leave, a late heartbeat is expected
+            if not self._leaving:  # after (or during) a clean leave, a late heartbeat is expected
                 self._crash(exc, "occurrence_superseded")
         except Exception as exc:
             self._crash(exc, "occurrence_crashed")
@@ -337,9 +341,7 @@ class OccurrenceRuntime:
         )
         self.emergency_command = record
         await self._set_state(OccurrenceState.SHUTDOWN, emergency=record.command_id)
-        await self._persist("release", self._driver.release_all)
-        await self._persist("leave", lambda: self._leave_fleet(EMERGENCY_STOP))
-        self._mark_stopped()
+        await self._depart(EMERGENCY_STOP)
 
     # -- one poll -----------------------------------------------------------------------
 
@@ -440,11 +442,7 @@ class OccurrenceRuntime:
             )
             return
         await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
-        await self._persist("release", self._driver.release_all)
-        await self._persist(
-            "leave", lambda: self._leave_fleet("coordinated shutdown", RunState.COMPLETE)
-        )
-        self._mark_stopped()
+        await self._depart("coordinated shutdown", RunState.COMPLETE)
 
     async def _stop_after_rejected_wakeup(self, action: MemberAction) -> None:
         self._log.error("wakeup_rejected", reason=action.why)
@@ -497,8 +495,15 @@ class OccurrenceRuntime:
                 self._log.warning("write_delayed", what=what, error=str(exc))
                 await self.clock.sleep(self.settings.poll_interval)
 
+    async def _depart(self, reason: str, run_state: RunState | None = None) -> None:
+        """Give up every lease and leave the fleet, however long the database takes."""
+        await self._persist("release", self._driver.release_all)
+        await self._persist("leave", lambda: self._leave_fleet(reason, run_state))
+        self._mark_stopped()
+
     async def _leave_fleet(self, reason: str, run_state: RunState | None = None) -> None:
         if not self._deregistered and self._me is not None:
+            self._leaving = True
             await self.store.deregister(self._me, reason=reason, run_state=run_state)
             self._deregistered = True
             self.left_because = reason

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.commands import CommandLog, command_event, command_from_row, insert_command
 from persistence.engine import serialize_lifecycle
 from persistence.queries import select_rollouts
-from persistence.rollout_control import IN_PROGRESS, skip_unsettled_waves
-from persistence.tables import commands, emergency_acks, rollouts, tasks
+from persistence.rollout_control import IN_PROGRESS, abort_rollout
+from persistence.tables import commands, emergency_acks, rollouts
 from schemas import (
     AckVerdict,
     CommandKind,
@@ -32,10 +32,8 @@ from schemas import (
     NewEvent,
     NotFound,
     OccurrenceRecord,
-    RolloutStatus,
     RunState,
     SignedCommand,
-    TaskStatus,
     Verification,
 )
 
@@ -100,7 +98,8 @@ class EmergencyStore(CommandLog):
         self, conn: AsyncConnection, record: CommandRecord, verify: Verifier, now: float
     ) -> CommandRecord:
         assert record.signed is not None
-        verdict = verify(record.signed, record.created_at, await _nonce_lookup(conn, record))
+        used = await _nonce_used(conn, record)
+        verdict = verify(record.signed, record.created_at, lambda _nonce: used)
         command = verdict.command
         settled = record.model_copy(
             update={
@@ -143,11 +142,7 @@ class EmergencyStore(CommandLog):
                 .order_by(commands.c.created_at)
             )
             found = [command_from_row(r) for r in rows]
-            result = []
-            for record in found:
-                seen = await _nonce_lookup(conn, record)
-                result.append((record, seen(record.nonce or "")))
-            return result
+            return [(record, await _nonce_used(conn, record)) for record in found]
 
         return await self._read(work)
 
@@ -218,20 +213,18 @@ class EmergencyStore(CommandLog):
         return await self._read(work)
 
 
-async def _nonce_lookup(conn: AsyncConnection, record: CommandRecord) -> Callable[[str], bool]:
-    """``nonce_seen`` for ``record``: was its nonce accepted on another command?"""
-    used: set[str] = set()
-    if record.nonce is not None:
-        other = await conn.scalar(
-            select(commands.c.command_id)
-            .where(commands.c.nonce == record.nonce)
-            .where(commands.c.status == CommandStatus.ACCEPTED.value)
-            .where(commands.c.command_id != record.command_id)
-            .limit(1)
-        )
-        if other is not None:
-            used.add(record.nonce)
-    return used.__contains__
+async def _nonce_used(conn: AsyncConnection, record: CommandRecord) -> bool:
+    """Was ``record``'s nonce accepted on another command (is ``record`` a replay)?"""
+    if record.nonce is None:
+        return False
+    other = await conn.scalar(
+        select(commands.c.command_id)
+        .where(commands.c.nonce == record.nonce)
+        .where(commands.c.status == CommandStatus.ACCEPTED.value)
+        .where(commands.c.command_id != record.command_id)
+        .limit(1)
+    )
+    return other is not None
 
 
 def _run_state(state: RunState, record: CommandRecord) -> NewEvent:
@@ -253,29 +246,17 @@ async def _abort_in_progress(
     reason = f"{EMERGENCY_STOP_REASON} ({record.command_id}): {record.reason}"
     new = []
     for rollout in await select_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS)):
-        await conn.execute(
-            update(rollouts)
-            .where(rollouts.c.rollout_id == rollout.rollout_id)
-            .values(
-                status=RolloutStatus.ABORTED.value,
-                finished_at=now,
-                abort_reason=reason,
-                driver_id=None,
-                driver_lease_expires_at=now,
+        if await abort_rollout(conn, rollout, now, reason):
+            new.append(
+                NewEvent(
+                    kind=EventKind.ROLLOUT_ABORTED,
+                    rollout_id=rollout.rollout_id,
+                    task_id=rollout.task_id,
+                    details={
+                        "reason": reason,
+                        "command_id": record.command_id,
+                        "emergency": True,
+                    },
+                )
             )
-        )
-        await skip_unsettled_waves(conn, rollout, now)
-        await conn.execute(
-            update(tasks)
-            .where(tasks.c.task_id == rollout.task_id)
-            .values(status=TaskStatus.FAILED.value, updated_at=now)
-        )
-        new.append(
-            NewEvent(
-                kind=EventKind.ROLLOUT_ABORTED,
-                rollout_id=rollout.rollout_id,
-                task_id=rollout.task_id,
-                details={"reason": reason, "command_id": record.command_id, "emergency": True},
-            )
-        )
     return new

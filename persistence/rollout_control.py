@@ -181,33 +181,37 @@ async def _resume(conn: AsyncConnection, rollout: RolloutRecord, now: float, rea
 
 
 async def _abort(conn: AsyncConnection, rollout: RolloutRecord, now: float, reason: str) -> bool:
+    return await abort_rollout(conn, rollout, now, f"aborted by an operator: {reason}")
+
+
+async def abort_rollout(
+    conn: AsyncConnection, rollout: RolloutRecord, now: float, abort_reason: str
+) -> bool:
+    """End a rollout in progress: no further wave, the lease freed, the task FAILED.
+    False (and nothing written) if it was no longer in progress."""
     changed = await _set_status(
         conn,
         rollout,
         IN_PROGRESS,
         status=RolloutStatus.ABORTED.value,
         finished_at=now,
-        abort_reason=f"aborted by an operator: {reason}",
+        abort_reason=abort_reason,
         driver_id=None,
         driver_lease_expires_at=now,
     )
     if changed:
-        await skip_unsettled_waves(conn, rollout, now)
+        await conn.execute(
+            update(waves)
+            .where(waves.c.rollout_id == rollout.rollout_id)
+            .where(waves.c.status.in_([WaveStatus.PENDING.value, WaveStatus.SIGNALLED.value]))
+            .values(status=WaveStatus.SKIPPED.value, finished_at=now)
+        )
         await conn.execute(
             update(tasks)
             .where(tasks.c.task_id == rollout.task_id)
             .values(status=TaskStatus.FAILED.value, updated_at=now)
         )
     return changed
-
-
-async def skip_unsettled_waves(conn: AsyncConnection, rollout: RolloutRecord, now: float) -> None:
-    await conn.execute(
-        update(waves)
-        .where(waves.c.rollout_id == rollout.rollout_id)
-        .where(waves.c.status.in_([WaveStatus.PENDING.value, WaveStatus.SIGNALLED.value]))
-        .values(status=WaveStatus.SKIPPED.value, finished_at=now)
-    )
 
 
 async def _retry(conn: AsyncConnection, rollout: RolloutRecord, now: float, reason: str) -> bool:

@@ -15,7 +15,6 @@ from coordinator.cli.options import (
     add_database_flag,
     existing_database_url,
     refuse,
-    settings_from_args,
 )
 from coordinator.cli.status_cmd import positive_int
 from persistence import ChangeFeed, Store
@@ -45,7 +44,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     try:
         url = existing_database_url(args)
-        settings_from_args(args)
     except ConfigurationError as exc:
         return refuse("events", exc)
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import socket
 import sys
 
 import anyio
@@ -14,6 +12,7 @@ from coordinator.cli.options import (
     EXIT_OK,
     add_database_flag,
     existing_database_url,
+    operator_name,
     refuse,
     settings_from_args,
 )
@@ -59,7 +58,7 @@ def handle(args: argparse.Namespace) -> int:
 async def _request(url: str, member_ttl: float, args: argparse.Namespace) -> int:
     store = await Store.open(url)
     try:
-        requester = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+        requester = f"cli:{operator_name()}"
         task, created = await store.request_shutdown(args.reason, requested_by=requester)
         if created:
             print(f"shutdown requested: task {task.task_id} ({args.reason})")
