@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 
 from coordinator.clock import Clock
+from coordinator.connectivity import Connectivity
 from coordinator.engine import DecisionEngine, DecisionRequest
 from coordinator.member_policy import ACTIVE_STATES
 from coordinator.planning import build_plan, discovery_done
@@ -38,6 +39,7 @@ class Decider:
         clock: Clock,
         log: Any,
         *,
+        connectivity: Connectivity,
         agent_name: str = "agent",
     ) -> None:
         self._store = store
@@ -47,6 +49,7 @@ class Decider:
         self._log = log
         self._agent_name = agent_name
         self._me = settings.occurrence_id
+        self._connectivity = connectivity
 
     async def decide(self, claim: Claim) -> RolloutRecord | None:
         """Decide ``claim``'s task for every occurrence and start its rollout.
@@ -115,14 +118,21 @@ class Decider:
         kind = claim.task.kind
         # Heartbeats are stamped with the store's clock (the server's, on PostgreSQL).
         started = self._store.now()
+        waited_for: set[str] = set()
         while True:
             members = await self._store.members()
             now = self._store.now()
-            live = [
-                m.occurrence_id
-                for m in members
-                if m.state in ACTIVE_STATES and m.is_alive(now, settings.member_ttl)
-            ]
+            active = [m for m in members if m.state in ACTIVE_STATES and m.stopped_at is None]
+            live = [m.occurrence_id for m in active if m.is_alive(now, settings.member_ttl)]
+            # Members that look gone may only have been cut off with this occurrence: judge
+            # them gone once this occurrence has seen the database for a whole TTL.
+            unsure = {m.occurrence_id for m in active} - set(live)
+            if unsure and self._connectivity.unbroken_for() < settings.member_ttl:
+                if unsure - waited_for:
+                    waited_for |= unsure
+                    self._log.warning("decision_waits_for_members", members=sorted(unsure))
+                await self._clock.sleep(settings.poll_interval)
+                continue
             # A shutdown concerns the occurrences serving now: no one to wait for.
             if kind is LifecycleKind.SHUTDOWN or discovery_done(
                 len(live), settings.agent_occurrence_count, now - started, settings.discovery_grace

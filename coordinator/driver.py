@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordinator.connectivity import Connectivity
 from coordinator.logs import log_events
 from coordinator.member_policy import may_drive
 from coordinator.rollout_machine import observe, step_rollout
@@ -16,8 +17,11 @@ ACTIVE_DRIVER_STATES = (OccurrenceState.WAKEUP, OccurrenceState.WORK)
 class RolloutDriver:
     """Holds this occurrence's driver leases (rollout id -> fencing token)."""
 
-    def __init__(self, store: Store, settings: Settings, log: Any) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, log: Any, connectivity: Connectivity
+    ) -> None:
         self._store = store
+        self._connectivity = connectivity
         self._settings = settings
         self._me = settings.occurrence_id
         self._log = log
@@ -75,7 +79,10 @@ class RolloutDriver:
             else:
                 expires = rollout.driver_lease_expires_at or view.now
                 renew = expires - view.now < lease_ttl / 2
-            observed = observe(view.members, view.now, self._settings.member_ttl)
+            member_ttl = self._settings.member_ttl
+            # Members cut off together with this driver look dead until they heartbeat.
+            trust = self._connectivity.unbroken_for() >= member_ttl
+            observed = observe(view.members, view.now, member_ttl, trust_staleness=trust)
             step = step_rollout(rollout, observed, view.now, driver=self._me)
             if step.change is None and not renew:
                 continue

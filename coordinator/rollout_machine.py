@@ -41,12 +41,19 @@ class Step:
 
 
 def observe(
-    members: Iterable[OccurrenceRecord], now: float, member_ttl: float
+    members: Iterable[OccurrenceRecord],
+    now: float,
+    member_ttl: float,
+    *,
+    trust_staleness: bool = True,
 ) -> dict[str, MemberStatus]:
-    return {
-        m.occurrence_id: MemberStatus(state=m.state, alive=m.is_alive(now, member_ttl))
-        for m in members
-    }
+    """Each member's status. Without ``trust_staleness`` (the observer itself was cut off
+    within the last TTL) an old heartbeat proves nothing: only a member that left is dead."""
+
+    def alive(m: OccurrenceRecord) -> bool:
+        return m.is_alive(now, member_ttl) or (not trust_staleness and m.stopped_at is None)
+
+    return {m.occurrence_id: MemberStatus(state=m.state, alive=alive(m)) for m in members}
 
 
 def last_wave_index(rollout: RolloutRecord) -> int:

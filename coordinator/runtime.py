@@ -20,6 +20,7 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from coordinator.clock import Clock, SystemClock
+from coordinator.connectivity import Connectivity
 from coordinator.decider import Decider
 from coordinator.driver import RolloutDriver
 from coordinator.emergency import judge, make_verifier
@@ -82,6 +83,7 @@ class OccurrenceRuntime:
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self._decider: Decider
+        self._connectivity: Connectivity
         self._driver: RolloutDriver
         self._stopped = anyio.Event()
         self._changed = anyio.Event()
@@ -200,6 +202,7 @@ class OccurrenceRuntime:
             protocol_version=PROTOCOL_VERSION,
         )
         self._log = self._log.bind(incarnation_id=self._me.incarnation_id)
+        self._connectivity = Connectivity(self.clock, self.settings.heartbeat_interval)
         self._decider = Decider(
             self._store,
             self.settings,
@@ -207,8 +210,9 @@ class OccurrenceRuntime:
             self.clock,
             self._log,
             agent_name=self.agent_name,
+            connectivity=self._connectivity,
         )
-        self._driver = RolloutDriver(self._store, self.settings, self._log)
+        self._driver = RolloutDriver(self._store, self.settings, self._log, self._connectivity)
         self._log.info("occurrence_registered", pid=self._me.pid, host=self._me.host)
         await self._set_state(OccurrenceState.WAKEUP)
 
@@ -252,6 +256,7 @@ class OccurrenceRuntime:
                 return
             try:
                 await self.store.heartbeat(self._me)
+                self._connectivity.heartbeat_landed()
                 if self._real_clock and self.clock.now() - aligned_at > CLOCK_REALIGN_INTERVAL:
                     offset = await self.store.align_clock_with_server()
                     aligned_at = self.clock.now()

@@ -683,6 +683,23 @@ def test_observe_reports_state_and_liveness_by_heartbeat_age() -> None:
     }
 
 
+def test_observe_without_trusting_staleness_counts_only_departed_members_as_dead() -> None:
+    # The observer itself was cut off within the last TTL: an old heartbeat proves nothing.
+    members = [
+        occurrence("fresh", S.WORK, heartbeat=95.0),
+        occurrence("stale", S.WORK, heartbeat=10.0),
+        occurrence("stopped", S.SHUTDOWN, heartbeat=99.0, stopped_at=99.5),
+    ]
+
+    observed = observe(members, now=100.0, member_ttl=30.0, trust_staleness=False)
+
+    assert observed == {
+        "fresh": MemberStatus(S.WORK, alive=True),
+        "stale": MemberStatus(S.WORK, alive=True),
+        "stopped": MemberStatus(S.SHUTDOWN, alive=False),
+    }
+
+
 @pytest.mark.parametrize(
     ("sizes", "expected"),
     [((1, 2, 6), 2), ((1, 2, 0), 1), ((1, 0, 0), 0), ((0, 0, 0), 2), ((0, 1, 0), 1)],
