@@ -12,17 +12,19 @@ from schemas import NewEvent
 
 
 def configure_logging(level: str = "info", *, json: bool = False) -> None:
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
+    # JSON lines carry a traceback (``exc_info=...``) as the text of an "exception" field;
+    # the console renderer prints it itself, and warns if it was already formatted.
+    rendering: list[Any] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *rendering,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]

@@ -5,5 +5,14 @@ from persistence.engine import create_engine, create_schema
 from persistence.rollouts import FleetView
 from persistence.store import Store
 from persistence.tables import SCHEMA_VERSION
+from persistence.transactions import database_failure
 
-__all__ = ["SCHEMA_VERSION", "ChangeFeed", "FleetView", "Store", "create_engine", "create_schema"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ChangeFeed",
+    "FleetView",
+    "Store",
+    "create_engine",
+    "create_schema",
+    "database_failure",
+]

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.commands import CONFLICT, command_event, insert_command
 from persistence.engine import serialize_lifecycle
-from persistence.queries import load_rollouts, open_tasks, rollouts_of_interest
+from persistence.queries import (
+    IN_PROGRESS_STATUSES,
+    load_rollouts,
+    open_tasks,
+    rollouts_of_interest,
+    select_rollouts,
+)
 from persistence.rows import task_from_row, wave_values
 from persistence.tables import SCHEMA_VERSION, rollouts, tasks, waves
 from persistence.transactions import StoreBase
@@ -18,6 +24,7 @@ from schemas import (
     SHARED_OCCURRENCE_ID,
     Claim,
     CommandKind,
+    CommandRecord,
     CommandStatus,
     Decision,
     EventKind,
@@ -60,6 +67,30 @@ async def _open_task(conn: AsyncConnection, kind: LifecycleKind) -> SharedTask |
     return None
 
 
+async def _shutdown_in_progress(conn: AsyncConnection) -> tuple[SharedTask, str] | None:
+    """The shutdown a new request would conflict with, and a sentence saying why: one
+    requested and not decided yet, or one decided and still rolling out."""
+    requested = await _open_task(conn, LifecycleKind.SHUTDOWN)
+    if requested is not None:
+        return requested, (
+            f"a shutdown request is already open: task {requested.task_id} "
+            f"(requested by {requested.requested_by}: {requested.reason})"
+        )
+    rolling = await select_rollouts(
+        conn,
+        rollouts.c.kind == LifecycleKind.SHUTDOWN.value,
+        rollouts.c.status.in_(IN_PROGRESS_STATUSES),
+        limit=1,
+    )
+    if rolling:
+        row = (await conn.execute(select(tasks).where(tasks.c.task_id == rolling[0].task_id))).one()
+        return task_from_row(row), (
+            f"a shutdown is already rolling out: rollout {rolling[0].rollout_id} is "
+            f"{rolling[0].status.value}"
+        )
+    return None
+
+
 class SharedTaskStore(StoreBase):
     async def open_wakeup_task(self, requested_by: str, window: float) -> SharedTask | None:
         """The open wakeup task, created if no wakeup decision is in force.
@@ -94,16 +125,28 @@ class SharedTaskStore(StoreBase):
         return await self._write(work)
 
     async def request_shutdown(self, reason: str, requested_by: str) -> tuple[SharedTask, bool]:
-        """Open the shared shutdown task; returns ``(task, created)``.
+        """Open the shared shutdown task; returns ``(task, created)``. See
+        ``submit_shutdown``, for callers that only need the task (the runtime)."""
+        task, command = await self.submit_shutdown(reason, requested_by)
+        return task, command.accepted
 
-        While a shutdown task is still open, a second request returns that one instead.
+    async def submit_shutdown(
+        self, reason: str, requested_by: str
+    ) -> tuple[SharedTask, CommandRecord]:
+        """Open the shared shutdown task, recorded as an operator command.
+
+        Refused (a ``refused`` command with ``refusal == "conflict"`` and a
+        ``command_refused`` event, nothing else changed) while a shutdown is already
+        requested or rolling out (running or paused); the task returned is then that
+        shutdown's. Every caller, the CLI, the API and the runtime, shares this rule.
         """
 
-        async def work(conn: AsyncConnection) -> tuple[SharedTask, bool]:
+        async def work(conn: AsyncConnection) -> tuple[SharedTask, CommandRecord]:
             await serialize_lifecycle(conn)
             now = self.now()
-            existing = await _open_task(conn, LifecycleKind.SHUTDOWN)
-            if existing is not None:
+            in_progress = await _shutdown_in_progress(conn)
+            if in_progress is not None:
+                existing, conflict = in_progress
                 refused = await insert_command(
                     conn,
                     now,
@@ -113,10 +156,10 @@ class SharedTaskStore(StoreBase):
                     reason=reason,
                     rollout_id=existing.task_id,
                     refusal=CONFLICT,
-                    detail=f"a shutdown is already requested ({existing.task_id})",
+                    detail=conflict,
                 )
                 await self._append(conn, now, [command_event(refused)])
-                return existing, False
+                return existing, refused
             values = _new_task_values(
                 LifecycleKind.SHUTDOWN, now, reason=reason, requested_by=requested_by
             )
@@ -141,7 +184,7 @@ class SharedTaskStore(StoreBase):
                 },
             )
             await self._append(conn, now, [event])
-            return SharedTask(**values), True
+            return SharedTask(**values), accepted
 
         return await self._write(work)
 

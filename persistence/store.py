@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 
 from persistence.audit import AuditStore
@@ -14,8 +13,9 @@ from persistence.membership import MembershipStore
 from persistence.rollout_control import RolloutControlStore
 from persistence.rollouts import RolloutStore
 from persistence.shared_tasks import SharedTaskStore
-from persistence.transactions import Clock
+from persistence.transactions import Clock, describe_error
 from schemas import DatabaseUnavailable
+from schemas.settings import hide_password
 
 
 class Store(
@@ -36,21 +36,25 @@ class Store(
         (for a real clock only) times are judged by the database server's clock.
 
         Raises ``DatabaseUnavailable`` (naming the URL, password hidden) if the database
-        cannot be opened.
+        cannot be opened: an error of its driver, or of the network (asyncpg raises a
+        refused connection or an unknown host as a bare ``OSError``).
         """
         engine = create_engine(database_url)
+        store = cls(engine, clock)
         try:
             await create_schema(engine)
-        except DBAPIError as exc:
+            if server_time:
+                await store.align_clock_with_server()
+        except (DBAPIError, OSError) as exc:
             await engine.dispose()
-            shown = make_url(database_url).render_as_string(hide_password=True)
-            raise DatabaseUnavailable(f"cannot open the database {shown}: {exc.orig}") from exc
+            if isinstance(exc, DatabaseUnavailable):  # the clock's read ran out of retries
+                raise
+            raise DatabaseUnavailable(
+                f"cannot open the database {hide_password(database_url)}: {describe_error(exc)}"
+            ) from exc
         except BaseException:
             await engine.dispose()
             raise
-        store = cls(engine, clock)
-        if server_time:
-            await store.align_clock_with_server()
         return store
 
     async def close(self) -> None:

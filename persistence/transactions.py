@@ -66,12 +66,27 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _describe(exc: DBAPIError | OSError) -> str:
+def describe_error(exc: DBAPIError | OSError, *, deadline: float | None = None) -> str:
+    """The driver's or the network's own words, without SQLAlchemy's statement dump;
+    ``deadline`` is the seconds an unexplained ``TimeoutError`` waited."""
     if isinstance(exc, DBAPIError):
         return str(exc.orig)
     if isinstance(exc, TimeoutError) and not str(exc):
-        return f"no answer within {NETWORK_DEADLINE:g} s (network partition?)"
-    return str(exc)
+        waited = f"within {deadline:g} s" if deadline else "in time"
+        return f"no answer {waited} (network partition?)"
+    return str(exc) or type(exc).__name__
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """What failed, if ``exc`` is the database failing rather than a bug of ours: an error
+    its driver raised that no retry cures (a dropped database, a read-only file, missing
+    permissions) or ``DatabaseUnavailable``; None for anything else. Lets the layers
+    above tell the two apart without knowing SQLAlchemy."""
+    if isinstance(exc, DatabaseUnavailable):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        return describe_error(exc)
+    return None
 
 
 class StoreBase:
@@ -154,7 +169,7 @@ class StoreBase:
                 # connection, and our deadline's TimeoutError, unwrapped.
                 if isinstance(exc, DBAPIError) and not is_transient(exc):
                     raise
-                error = _describe(exc)
+                error = describe_error(exc, deadline=NETWORK_DEADLINE)
                 if attempt == RETRY_ATTEMPTS:
                     raise DatabaseUnavailable(
                         f"database still failing after {attempt} attempts: {error}"

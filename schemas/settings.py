@@ -7,7 +7,8 @@ value into one ``ConfigurationError`` that names the offending settings.
 
 from __future__ import annotations
 
-from typing import Any, Self
+import re
+from typing import Any, Self, get_args
 
 from pydantic import (
     AliasChoices,
@@ -47,6 +48,27 @@ def normalize_database_url(url: str) -> str:
     if driver == "sqlite+aiosqlite" and not rest.startswith("/"):
         raise ValueError(f"{url!r}: a SQLite URL needs a path, e.g. sqlite+aiosqlite:///./fleet.db")
     return f"{driver}://{rest}"
+
+
+REDACTED = "***"
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&]*(?:pass|pwd|secret|token)[^=&]*=)[^&]*")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user part and of its query replaced by ``***``,
+    for error messages, logs and diagnostics.
+
+    When in doubt it hides more, never less: everything between the user name and the
+    last ``@`` counts as the password, and a text that is not a URL is hidden whole.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return REDACTED
+    if not rest.startswith("/"):  # SQLite paths start with "/" and carry no user part
+        userinfo, at, location = rest.rpartition("@")
+        if at and ":" in userinfo:
+            rest = f"{userinfo.partition(':')[0]}:{REDACTED}@{location}"
+    return _SECRET_QUERY.sub(rf"\1{REDACTED}", f"{scheme}{sep}{rest}")
 
 
 def _env(name: str, *extra: str) -> AliasChoices:
@@ -108,6 +130,14 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalize_database_url(value)
 
+    @field_validator("api_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # HTTP drops the whitespace around a header value, so a token read from a file
+        # with its newline must lose it here too; a blank token is no token.
+        token = value.get_secret_value().strip() if value is not None else ""
+        return SecretStr(token) if token else None
+
     @field_validator("occurrence_id")
     @classmethod
     def _occurrence_id(cls, value: str) -> str:
@@ -133,8 +163,20 @@ class Settings(BaseSettings):
         return self
 
 
+SECRET_SETTINGS = frozenset(
+    name
+    for name, field in Settings.model_fields.items()
+    if SecretStr in (field.annotation, *get_args(field.annotation))
+)
+"""Settings that hold a secret: read from the environment only (a command-line flag
+would show in ``ps``), and never shown."""
+
+
 def setting_env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
+
+
+API_TOKEN_ENV = setting_env_name("api_token")
 
 
 def load_settings(**overrides: Any) -> Settings:

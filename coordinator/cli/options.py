@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from schemas import ConfigurationError, Settings, load_settings
-from schemas.settings import normalize_database_url, setting_env_name
+from schemas.settings import (
+    API_TOKEN_ENV,
+    SECRET_SETTINGS,
+    normalize_database_url,
+    setting_env_name,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,12 +53,25 @@ def add_database_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    """For the long-running commands (``run``, ``serve``); the others log warnings only."""
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+
+
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; a flag overrides its COORDINATOR_* environment variable."""
+    """One flag per setting; a flag overrides its COORDINATOR_* environment variable.
+
+    Secrets (``SECRET_SETTINGS``, e.g. the API token) get no flag: a command line is
+    visible to every user of the host in ``ps``, so they come from the environment only.
+    """
     add_database_flag(parser)
-    group = parser.add_argument_group("settings (durations in seconds; each overrides its env)")
+    group = parser.add_argument_group(
+        "settings (durations in seconds; each overrides its env; secrets such as "
+        f"{API_TOKEN_ENV} have no flag and come from the environment only)"
+    )
     for name, field in Settings.model_fields.items():
-        if name == "database_url":
+        if name == "database_url" or name in SECRET_SETTINGS:
             continue
         flag = _CUSTOM_FLAGS.get(name, "--" + name.replace("_", "-"))
         default = field.default if field.default is not None else "unset"

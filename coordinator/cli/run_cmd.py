@@ -12,6 +12,7 @@ from coordinator.cli.options import (
     EXIT_EMERGENCY,
     EXIT_FAILED,
     EXIT_OK,
+    add_logging_flags,
     add_settings_flags,
     refuse,
     settings_from_args,
@@ -34,8 +35,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "1 on failure (or a rejected wakeup), 2 for bad configuration.",
     )
     add_settings_flags(parser)
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    add_logging_flags(parser)
     parser.set_defaults(handler=handle)
 
 

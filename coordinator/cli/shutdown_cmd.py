@@ -59,14 +59,11 @@ async def _request(url: str, member_ttl: float, args: argparse.Namespace) -> int
     store = await Store.open(url)
     try:
         requester = f"cli:{operator_name()}"
-        task, created = await store.request_shutdown(args.reason, requested_by=requester)
-        if created:
+        task, command = await store.submit_shutdown(args.reason, requested_by=requester)
+        if command.accepted:
             print(f"shutdown requested: task {task.task_id} ({args.reason})")
-        else:
-            print(
-                f"a shutdown request is already open: task {task.task_id} "
-                f"(requested by {task.requested_by}: {task.reason})"
-            )
+        else:  # recorded as refused; --wait follows the shutdown already under way
+            print(command.detail)
         if await store.count_live(member_ttl) == 0:
             print(
                 "warning: no live occurrence right now; the request waits for one to decide it",

@@ -36,4 +36,3 @@ async def test_a_commit_wakes_a_listener(database_url: str) -> None:
             tg.cancel_scope.cancel()
     finally:
         await store.close()
-

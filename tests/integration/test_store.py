@@ -11,10 +11,12 @@ from coordinator.clock import FakeClock
 from coordinator.planning import build_plan
 from persistence import Store
 from schemas import (
+    CommandStatus,
     Decision,
     EventKind,
     LifecycleKind,
     OccurrenceState,
+    RolloutAction,
     RolloutChange,
     RolloutStatus,
     StaleFencingToken,
@@ -149,6 +151,40 @@ async def test_a_second_shutdown_request_returns_the_open_one(store: Store) -> N
     assert created and not created_again
     assert again.task_id == first.task_id and again.reason == "one"
     assert len(await store.events(kinds=(EventKind.SHUTDOWN_REQUESTED,))) == 1
+
+
+async def test_a_shutdown_request_while_one_rolls_out_is_refused_and_recorded(
+    store: Store, clock: FakeClock
+) -> None:
+    first, _ = await store.request_shutdown("one", "op")
+    claim = await store.claim_task(first.task_id, "a", LEASE)
+    assert claim is not None
+    plan = plan_for(LifecycleKind.SHUTDOWN, "a", ["b", "c"])
+    rollout = await store.record_decision(
+        claim, decision("a", clock), plan, driver=None, lease_ttl=LEASE
+    )
+
+    for status in ("running", "paused"):
+        if status == "paused":
+            await store.control_rollout(
+                rollout.rollout_id, RolloutAction.PAUSE, issued_by="op", reason="look"
+            )
+        task, command = await store.submit_shutdown("two", "op")
+        assert task.task_id == first.task_id  # the shutdown under way, not a new one
+        assert (command.status, command.refusal) == (CommandStatus.REFUSED, "conflict")
+        assert command.detail == (
+            f"a shutdown is already rolling out: rollout {rollout.rollout_id} is {status}"
+        )
+    assert (await store.fleet_view(86400)).open_tasks == ()  # no second task was opened
+    assert len(await store.events(kinds=(EventKind.SHUTDOWN_REQUESTED,))) == 1
+    refused = await store.events(kinds=(EventKind.COMMAND_REFUSED,))
+    assert [e.details["command"] for e in refused] == ["shutdown", "shutdown"]
+
+    await store.control_rollout(
+        rollout.rollout_id, RolloutAction.ABORT, issued_by="op", reason="stop it"
+    )
+    _, after_abort = await store.submit_shutdown("three", "op")
+    assert after_abort.accepted  # a finished shutdown stands in no one's way
 
 
 async def test_driver_lease_fences_a_stale_driver(store: Store, clock: FakeClock) -> None:

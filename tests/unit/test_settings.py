@@ -363,3 +363,16 @@ def test_an_invalid_occurrence_id_names_coordinator_occurrence_id(
     message = config_error(clean_env, COORDINATOR_OCCURRENCE_ID="bad id")
 
     assert_names(message, "COORDINATOR_OCCURRENCE_ID")
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [("t0ken-t0ken\n", "t0ken-t0ken"), ("  t0ken  ", "t0ken"), ("   ", None), ("", None)],
+)
+def test_the_api_token_loses_surrounding_whitespace_and_a_blank_one_is_unset(
+    clean_env: pytest.MonkeyPatch, value: str, token: str | None
+) -> None:
+    # HTTP drops the whitespace around a header value: the token must match without it.
+    clean_env.setenv("COORDINATOR_API_TOKEN", value)
+    loaded = load_settings().api_token
+    assert (loaded.get_secret_value() if loaded else None) == token

@@ -1,0 +1,68 @@
+"""A database that cannot be opened is one clear error, never a traceback: the Store
+raises ``DatabaseUnavailable`` naming the URL with its password hidden, and every
+operator command says so in one line and exits 2."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from coordinator.cli import main
+from persistence import Store
+from schemas import DatabaseUnavailable
+
+PASSWORD = "hunter2-secret"
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A PostgreSQL URL whose port nobody listens on: the connection is refused at once."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    return f"postgresql+asyncpg://fleet:{PASSWORD}@127.0.0.1:{port}/fleet"
+
+
+async def test_a_refused_connection_is_database_unavailable(refused_url: str) -> None:
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await Store.open(refused_url)
+
+    message = str(caught.value)
+    assert message.startswith("cannot open the database postgresql+asyncpg://fleet:***@127.0.0.1:")
+    assert "Connect call failed" in message
+    assert PASSWORD not in message
+
+
+async def test_a_sqlite_file_in_a_missing_directory_is_database_unavailable(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(DatabaseUnavailable, match="unable to open database file"):
+        await Store.open(f"sqlite+aiosqlite:///{missing}/fleet.db")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["shutdown", "--reason", "maintenance"],
+        ["events"],
+        ["rollout", "pause", "wakeup_000000000000", "--reason", "look"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_commands_report_an_unreachable_database_in_one_line(
+    refused_url: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([*command, "--db", refused_url])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"coordinator {command[0]}")
+    assert ": cannot open the database postgresql+asyncpg://fleet:***@127.0.0.1:" in err
+    assert PASSWORD not in err
