@@ -11,6 +11,7 @@ from typing import Any
 
 from coordinator.rollout_machine import last_wave_index
 from schemas import (
+    CommandKind,
     EventKind,
     EventRecord,
     LifecycleKind,
@@ -132,9 +133,21 @@ def describe(event: EventRecord) -> str | None:
         return "rollout completed" + (f" (failed: {', '.join(failed)})" if failed else "")
     if kind == EventKind.ROLLOUT_ABORTED:
         return f"rollout ABORTED: {d.get('reason')}"
+    if kind in (EventKind.COMMAND_ACCEPTED, EventKind.COMMAND_REFUSED) and (
+        d.get("command") == CommandKind.EMERGENCY_SHUTDOWN.value
+    ):
+        scope = ", ".join(d.get("targets", [])) or "the whole fleet"
+        verdict = "accepted" if kind == EventKind.COMMAND_ACCEPTED else "REFUSED"
+        return f"EMERGENCY STOP of {scope} by {d.get('issued_by')} {verdict}: {d.get('reason')}"
+    if kind == EventKind.EMERGENCY_ACKNOWLEDGED:
+        return f"  {who} -> shutdown (emergency stop acknowledged)"
+    if kind == EventKind.EMERGENCY_REFUSED:
+        return f"  {who} refuses the emergency stop: {d.get('detail')}"
     if kind == EventKind.OCCURRENCE_JOINED:
         where = "the active pool" if d.get("direct") else f"the {wave} wave"
         return f"{who} joins {where} late"
+    if kind == EventKind.OCCURRENCE_STATE_CHANGED and "emergency" in d:
+        return None  # the acknowledgement said it
     if kind == EventKind.OCCURRENCE_STATE_CHANGED and d.get("to") in ("work", "shutdown", "failed"):
         suffix = f" ({wave})" if wave else ""
         error = f": {d['error']}" if "error" in d else ""

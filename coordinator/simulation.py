@@ -1,5 +1,10 @@
 """``simulate``: N occurrences as concurrent tasks in one process, on a real SQLite file,
-with every duration compressed by a scaled clock."""
+with every duration compressed by a scaled clock.
+
+The ``emergency`` scenario stops the fleet in the middle of a shutdown rollout with a real
+signed command: an Ed25519 key made for the run (never written anywhere) is trusted by
+every simulated occurrence, and the command is recorded through the Store exactly as
+``emergency-shutdown`` records it."""
 
 from __future__ import annotations
 
@@ -12,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.clock import ScaledClock
+from coordinator.emergency import make_verifier
+from coordinator.emergency_report import AckReport, expected_targets
 from coordinator.engine import ScriptedEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.report import min_available_during_shutdown, rollout_summary, timeline
 from coordinator.runtime import OccurrenceRuntime
+from coordinator.signing import new_command, public_key_text, sign
 from persistence import Store
 from schemas import (
     CanaryGroup,
@@ -28,7 +37,7 @@ from schemas import (
     load_settings,
 )
 
-SCENARIOS = ("lifecycle", "wakeup", "shutdown", "reject")
+SCENARIOS = ("lifecycle", "wakeup", "shutdown", "reject", "emergency")
 DEFAULT_OCCURRENCES = 9
 DEFAULT_TIME_SCALE = 15.0
 """Simulated seconds per wall-clock second: the default lifecycle (about 200 simulated
@@ -50,6 +59,7 @@ class SimulationConfig:
     time_scale: float = DEFAULT_TIME_SCALE
     database_url: str | None = None
     reason: str = "simulated maintenance window"
+    emergency_reason: str = "simulated emergency: stop the fleet now"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Settings for every simulated occurrence (e.g. shorter soaks), on top of the env."""
 
@@ -60,8 +70,13 @@ class SimulationConfig:
             raise ValueError(f"unknown scenario {self.scenario!r} (choose from {SCENARIOS})")
         if self.time_scale <= 0:
             raise ValueError(f"--time-scale must be > 0 (got {self.time_scale})")
-        if self.fail is not None and self.scenario == "reject":
-            raise ValueError("--fail does not apply to the reject scenario: nothing rolls out")
+        if self.fail is not None and self.scenario in ("reject", "emergency"):
+            raise ValueError(f"--fail does not apply to the {self.scenario} scenario")
+        if self.scenario == "emergency" and self.occurrences < 2:
+            raise ValueError(
+                "the emergency scenario needs at least 2 occurrences: the explorer leaves "
+                "in its wave, the emergency stop catches the rest"
+            )
 
     @property
     def failing_kind(self) -> LifecycleKind | None:
@@ -100,8 +115,10 @@ async def simulate(
             f"--db {config.database_url} already holds a fleet; simulate needs an empty database"
         )
     engine = ScriptedEngine(accept_shutdown=config.scenario != "reject")
+    # The operator's key for the emergency scenario: made for this run, kept in memory.
+    key = Ed25519PrivateKey.generate() if config.scenario == "emergency" else None
     try:
-        await _run(config, url, clock, store, engine, on_line)
+        acks = await _run(config, url, clock, store, engine, key, on_line)
         rollouts = list(reversed(await store.rollouts(limit=None)))
         events = await store.events()
         members = await store.members()
@@ -119,6 +136,8 @@ async def simulate(
         "rollouts": [rollout_summary(r, origin=origin, invocations=invocations) for r in rollouts],
         "final_states": {m.occurrence_id: m.state.value for m in members},
         "min_available_during_shutdown": min_available_during_shutdown(rollouts, events),
+        "emergency": acks.to_json() if acks else None,
+        "emergency_lines": acks.lines() if acks else [],
         "simulated_seconds": round(clock.now() - origin, 1),
         "timeline": timeline(events, origin),
     }
@@ -130,15 +149,18 @@ async def _run(
     clock: ScaledClock,
     store: Store,
     engine: ScriptedEngine,
+    key: Ed25519PrivateKey | None,
     on_line: Callable[[str], None] | None,
-) -> None:
+) -> AckReport | None:
     hooks = _hooks(config)
+    trusted = {"trusted_keys": public_key_text(key.public_key())} if key else {}
     runtimes = [
         OccurrenceRuntime(
             load_settings(
                 **{
                     "agent_occurrence_count": config.occurrences,
                     **config.overrides,
+                    **trusted,
                     "database_url": url,
                     "occurrence_id": f"occurrence-{i}",
                 }
@@ -166,12 +188,13 @@ async def _run(
                 tg.start_soon(_follow, store, clock.origin, on_line)
             for runtime in runtimes:
                 await tg.start(runtime.run)
-            await _play(config, store, clock, runtimes)
+            acks = await _play(config, store, clock, runtimes, key)
             # Let the followers print the last events, then end every task.
             await anyio.sleep(2 * FOLLOW_INTERVAL)
             for runtime in runtimes:
                 runtime.stop()
             tg.cancel_scope.cancel()
+    return acks
 
 
 async def _play(
@@ -179,13 +202,16 @@ async def _play(
     store: Store,
     clock: ScaledClock,
     runtimes: list[OccurrenceRuntime],
-) -> None:
+    key: Ed25519PrivateKey | None,
+) -> AckReport | None:
     wakeup = await _finished_rollout(store, clock, LifecycleKind.WAKEUP)
     if wakeup.status is RolloutStatus.COMPLETED:
         await _settle(clock, lambda: all(r.state in SETTLED_AFTER_WAKEUP for r in runtimes))
     if config.scenario == "wakeup":
-        return
+        return None
     await store.request_shutdown(config.reason, requested_by="simulate")
+    if key is not None:
+        return await _emergency_stop(config, store, clock, runtimes, key)
     shutdown = await _finished_rollout(store, clock, LifecycleKind.SHUTDOWN)
     if shutdown.status is RolloutStatus.COMPLETED:
         # The driver leaves last, after recording the result: wait for it too.
@@ -196,6 +222,44 @@ async def _play(
         await _settle(
             clock, lambda: all(r.state is not OccurrenceState.SHUTTING_DOWN for r in runtimes)
         )
+    return None
+
+
+async def _emergency_stop(
+    config: SimulationConfig,
+    store: Store,
+    clock: ScaledClock,
+    runtimes: list[OccurrenceRuntime],
+    key: Ed25519PrivateKey,
+) -> AckReport:
+    """Once the shutdown's explorer has left in its wave (the rollout soaks before the
+    early adopters), stop the whole fleet with a signed command, recorded and verified
+    the way ``emergency-shutdown`` does it, and collect every answer."""
+    by_id = {r.occurrence_id: r for r in runtimes}
+
+    def explorer_left(rollout: RolloutRecord) -> bool:
+        wave = rollout.waves[0]
+        return wave.signalled_at is not None and all(by_id[m].stopped for m in wave.members)
+
+    while True:
+        found = await store.rollouts(kind=LifecycleKind.SHUTDOWN, limit=1)
+        if found and (found[0].status.is_finished or explorer_left(found[0])):
+            break
+        await clock.sleep(0.5)
+    settings = runtimes[0].settings
+    expected = expected_targets(await store.members(), (), store.now(), settings.member_ttl)
+    order = new_command(config.emergency_reason, (), now=clock.now())
+    record = await store.submit_emergency(
+        sign(order, key), issued_by="simulate", verify=make_verifier(settings)
+    )
+    await _settle(clock, lambda: all(r.stopped for r in runtimes))
+    acks = await store.emergency_acks(record.command_id)
+    return AckReport(
+        await store.command(record.command_id),
+        tuple(acks),
+        tuple(expected),
+        time_scale=config.time_scale,
+    )
 
 
 async def _finished_rollout(store: Store, clock: ScaledClock, kind: LifecycleKind) -> RolloutRecord:

@@ -22,16 +22,14 @@ from coordinator.cli.options import (
     settings_from_args,
 )
 from coordinator.emergency import make_verifier
+from coordinator.emergency_report import AckReport, expected_targets
 from coordinator.signing import load_private_key, new_command, sign
 from persistence import Store
 from schemas import (
-    AckVerdict,
-    CommandRecord,
     CommandStatus,
     ConfigurationError,
     DatabaseUnavailable,
     EmergencyAck,
-    OccurrenceRecord,
     Settings,
     SignedCommand,
 )
@@ -48,8 +46,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Every targeted occurrence verifies it against COORDINATOR_TRUSTED_KEYS, calls "
         "on_emergency_stop, acknowledges and exits (run exits with code 3). A forged, "
         "unsigned, expired or replayed command changes nothing and is recorded as refused. "
-        "Exit 0 when recorded (with --wait: when every target stopped), 1 when refused or a "
-        "target refused, 2 on bad input, 4 when --wait timed out.",
+        "Exit 0 when recorded (with --wait: when every target stopped; with --print: "
+        "printed), 1 when refused or a target refused, 2 on bad input, 4 when --wait timed "
+        "out.",
     )
     add_database_flag(parser)
     parser.add_argument("--reason", required=True, help="why (kept in the audit trail)")
@@ -61,7 +60,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ID",
         help="an occurrence to stop (repeat for more; default: the whole fleet)",
     )
-    parser.add_argument("--wait", action="store_true", help="wait for the acknowledgements")
+    then = parser.add_mutually_exclusive_group()
+    then.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the acknowledgements: who stopped, who refused, who did not answer, "
+        "each cancel-to-ack latency and their p50/p95/max",
+    )
+    then.add_argument(
+        "--print",
+        action="store_true",
+        help="print the signed command as JSON and record nothing: the body for POST "
+        "/v1/emergency-shutdown of the control API (send it within "
+        "COORDINATOR_EMERGENCY_MAX_AGE of now)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -77,16 +89,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     command = "emergency-shutdown"
     try:
-        url = existing_database_url(args)
-        settings = settings_from_args(args)
         key = load_private_key(args.key)
         order = new_command(args.reason, args.target, now=time.time())
+        if not args.print:
+            url = existing_database_url(args)
+            settings = settings_from_args(args)
     except ConfigurationError as exc:
         return refuse(command, exc)
     except ValidationError as exc:
         problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         return refuse(command, problem)
     signed = sign(order, key)
+    if args.print:
+        # Nothing is recorded here: the control API records the command when it is POSTed,
+        # so an operator without access to the database can still stop the fleet.
+        print(signed.model_dump_json())
+        return EXIT_OK
     try:
         return anyio.run(_issue, url, settings, signed, args)
     except DatabaseUnavailable as exc:
@@ -98,37 +116,29 @@ async def _issue(url: str, settings: Settings, signed: SignedCommand, args: Any)
     verify = make_verifier(settings) if settings.trusted_keys else None
     store = await Store.open(url, server_time=True)
     try:
-        expected = _targets(await store.members(), args.target, store.now(), settings)
+        expected = expected_targets(
+            await store.members(), args.target, store.now(), settings.member_ttl
+        )
         record = await store.submit_emergency(
             signed, issued_by=args.by or operator_name(), verify=verify
         )
         if record.status is CommandStatus.REFUSED:
-            _report(record, [], expected, args.json)
+            _report(AckReport(record, (), tuple(expected), waited=False), args.json)
             return refuse(
                 "emergency-shutdown", f"refused ({record.refusal}): {record.detail}", EXIT_FAILED
             )
         if not args.wait:
-            _report(record, [], expected, args.json)
+            _report(AckReport(record, (), tuple(expected), waited=False), args.json)
             return EXIT_OK
         acks, timed_out = await _wait(store, record.command_id, expected, args.timeout)
         record = await store.command(record.command_id)
-        _report(record, acks, expected, args.json)
-        if record.status is CommandStatus.REFUSED:
-            return EXIT_FAILED
-        if any(a.verdict is AckVerdict.REFUSED for a in acks):
+        report = AckReport(record, tuple(acks), tuple(expected))
+        _report(report, args.json)
+        if record.status is CommandStatus.REFUSED or report.refused:
             return EXIT_FAILED
         return EXIT_TIMEOUT if timed_out else EXIT_OK
     finally:
         await store.close()
-
-
-def _targets(
-    members: list[OccurrenceRecord], named: list[str], now: float, settings: Settings
-) -> list[str]:
-    """Who is expected to answer: the named occurrences, or every live one."""
-    if named:
-        return sorted(set(named))
-    return sorted(m.occurrence_id for m in members if m.is_alive(now, settings.member_ttl))
 
 
 async def _wait(
@@ -144,28 +154,8 @@ async def _wait(
     return acks, True
 
 
-def _report(
-    record: CommandRecord, acks: list[EmergencyAck], expected: list[str], as_json: bool
-) -> None:
-    answered = {a.occurrence_id for a in acks}
-    silent = [o for o in expected if o not in answered]
+def _report(report: AckReport, as_json: bool) -> None:
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "command": record.model_dump(mode="json", exclude={"signed"}),
-                    "acknowledged": [a.model_dump(mode="json") for a in acks],
-                    "not_acknowledged": silent,
-                },
-                indent=2,
-            )
-        )
-        return
-    print(f"command {record.command_id}: {record.status.value} - {record.detail}")
-    for ack in acks:
-        print(
-            f"  {ack.occurrence_id:<24} {ack.verdict.value:<8} "
-            f"{ack.latency * 1000:8.1f} ms  {ack.detail}"
-        )
-    for occurrence_id in silent:
-        print(f"  {occurrence_id:<24} no answer")
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print("\n".join(report.lines()))

@@ -29,8 +29,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "temporary SQLite file (or --db), with all durations compressed by --time-scale, "
         "and print the timeline in simulated time and a summary. Scenarios: lifecycle "
         "(wakeup rollout, then an accepted shutdown), wakeup, shutdown, reject (the "
-        "shutdown is rejected). --fail breaks one wave: in the wakeup rollout for "
-        "lifecycle and wakeup, in the shutdown rollout for shutdown.",
+        "shutdown is rejected), emergency (once the shutdown's explorer has left, a signed "
+        "emergency stop of the whole fleet, with a key made for the run and trusted by "
+        "every occurrence: the rollout is aborted, and the summary lists who stopped, who "
+        "refused, who did not answer, and each cancel-to-ack latency with p50/p95/max, in "
+        "wall-clock ms). --fail breaks one wave: in the wakeup rollout for lifecycle and "
+        "wakeup, in the shutdown rollout for shutdown.",
     )
     parser.add_argument("--occurrences", type=int, default=DEFAULT_OCCURRENCES, metavar="N")
     parser.add_argument("--scenario", choices=SCENARIOS, default="lifecycle")
@@ -78,6 +82,7 @@ def handle(args: argparse.Namespace) -> int:
         return refuse("simulate", exc)
     if args.json:
         report.pop("timeline")
+        report.pop("emergency_lines")
         print(json.dumps(report, indent=2))
     else:
         print("\n" + summary(report))
@@ -105,6 +110,11 @@ def summary(report: dict[str, Any]) -> str:
             )
         if r["abort_reason"]:
             lines.append(f"      aborted: {r['abort_reason']}")
+    if report["emergency"] is not None:
+        # The lines `emergency-shutdown --wait` prints: the verdict, then indented answers.
+        verdict, *answers = report["emergency_lines"]
+        lines.append("  emergency stop (cancel-to-ack in wall-clock ms):")
+        lines += [f"    {verdict}", *(f"  {line}" for line in answers)]
     counts: dict[str, int] = {}
     for state in report["final_states"].values():
         counts[state] = counts.get(state, 0) + 1

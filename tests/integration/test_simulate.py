@@ -177,3 +177,50 @@ async def test_shutdown_with_general_failure_completes(database_url: str) -> Non
     assert rollout(report, "shutdown")["status"] == "completed"
     assert plan["general"]["status"] == "failed"
     assert plan["explorer"]["status"] == plan["early_adopter"]["status"] == "healthy"
+
+
+async def test_emergency_stop_mid_rollout_stops_everyone_left_and_aborts_it(
+    database_url: str,
+) -> None:
+    report, store = await run(database_url, "emergency")
+    try:
+        shutdown = rollout(report, "shutdown")
+        (explorer,) = waves(report, "shutdown")["explorer"]["members"]
+        everyone = set(report["final_states"])
+        emergency = report["emergency"]
+        command_id = emergency["command"]["command_id"]
+        assert emergency["command"]["status"] == "accepted"
+
+        # The explorer left in its wave; every other occurrence answered, once, by stopping.
+        assert sorted(emergency["stopped"]) == sorted(everyone - {explorer})
+        assert emergency["refused"] == [] and emergency["not_acknowledged"] == []
+        assert emergency["latency_ms"]["count"] == len(everyone) - 1
+        acks = await store.emergency_acks(command_id)
+        assert sorted(a.occurrence_id for a in acks) == sorted(everyone - {explorer})
+        acknowledged = await store.events(kinds=(EventKind.EMERGENCY_ACKNOWLEDGED,))
+        assert sorted(e.occurrence_id or "" for e in acknowledged) == sorted(everyone - {explorer})
+        assert await store.events(kinds=(EventKind.EMERGENCY_REFUSED,)) == []
+
+        # The rollout was aborted by the stop, in the stop's own transaction.
+        assert shutdown["status"] == "aborted"
+        assert shutdown["abort_reason"].startswith(f"emergency stop ({command_id})")
+        aborted = await store.events(
+            rollout_id=shutdown["rollout_id"], kinds=(EventKind.ROLLOUT_ABORTED,)
+        )
+        assert [e.details.get("command_id") for e in aborted] == [command_id]
+        assert all(w["status"] == "skipped" for w in shutdown["waves"][1:])
+
+        # Nobody is left serving.
+        assert set(report["final_states"].values()) == {"shutdown"}
+        members = await store.members()
+        assert {m.occurrence_id for m in members} == everyone
+        assert all(m.stopped_at is not None for m in members)
+    finally:
+        await store.close()
+
+
+def test_simulate_rejects_fail_for_the_emergency_scenario() -> None:
+    with pytest.raises(ValueError, match="does not apply"):
+        SimulationConfig(scenario="emergency", fail=CanaryGroup.GENERAL)
+    with pytest.raises(ValueError, match="at least 2 occurrences"):
+        SimulationConfig(scenario="emergency", occurrences=1)
