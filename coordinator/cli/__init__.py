@@ -11,8 +11,10 @@ from coordinator.cli import (
     keys_cmd,
     rollout_cmd,
     run_cmd,
+    serve_cmd,
     shutdown_cmd,
     simulate_cmd,
+    smoke_cmd,
     status_cmd,
 )
 from coordinator.logs import configure_logging
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     events_cmd.add_parser(commands)
     emergency_cmd.add_parser(commands)
     keys_cmd.add_parser(commands)
+    serve_cmd.add_parser(commands)
+    smoke_cmd.add_parser(commands)
     return parser
 
 

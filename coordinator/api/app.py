@@ -1,0 +1,90 @@
+"""The control API's application: ``create_app(settings, store, read_only=...)``.
+
+Reads (status, events, diagnostics, metrics, commands) are open: bind the server to
+loopback or put it behind your proxy. Every route that changes the fleet demands the
+bearer token of ``COORDINATOR_API_TOKEN``; the emergency route also demands a valid
+signature, which is judged and recorded by the store, not here.
+
+Only the OpenAPI schema is served (``/openapi.json``): FastAPI's documentation pages load
+their scripts from a CDN, which a server on an operator's loopback often cannot reach.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from coordinator.api import control, reads
+from coordinator.api.context import Access, ApiContext
+from coordinator.api.diagnostics import package_versions
+from coordinator.api.errors import install_error_handlers, unhandled_error_response
+from coordinator.emergency import make_verifier
+from coordinator.signing import load_trusted_keys
+from persistence import Store
+from schemas import Settings
+
+log = structlog.get_logger("coordinator.api")
+
+OPENAPI_PATH = "/openapi.json"
+DESCRIPTION = """\
+Control one fleet of coordinator occurrences through its shared database.
+
+Mutating routes need `Authorization: Bearer <COORDINATOR_API_TOKEN>`; the emergency
+route also needs a command signed by a key in `COORDINATOR_TRUSTED_KEYS`. Every error is
+`{"error": code, "message": sentence, "details": {...}}`.
+"""
+
+
+def create_app(settings: Settings, store: Store, *, read_only: bool = False) -> FastAPI:
+    """The application over an open ``store``; the caller opens and closes it.
+
+    Without ``settings.api_token`` the API is read-only whatever ``read_only`` says.
+    Raises ``ConfigurationError`` if a trusted key does not load.
+    """
+    version = package_versions()["coordinator"] or "unknown"
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = FastAPI(
+        title="coordinator control API",
+        version=version,
+        description=DESCRIPTION,
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = ApiContext(
+        settings=settings,
+        store=store,
+        access=Access(token=token, read_only=read_only or token is None),
+        verifier=make_verifier(settings),
+        key_ids=tuple(sorted(load_trusted_keys(settings.trusted_keys))),
+        version=version,
+    )
+    install_error_handlers(app)
+    app.include_router(reads.router)
+    app.include_router(control.router)
+    app.middleware("http")(_log_request)
+    return app
+
+
+async def _log_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    started = time.perf_counter()
+    try:
+        response = await call_next(request)
+    except Exception as exc:
+        # Starlette's last-resort handler answers and then re-raises, and uvicorn drops
+        # the connection: answering here keeps a keep-alive client able to ask again.
+        response = unhandled_error_response(request, exc)
+    log.info(
+        "api_request",
+        method=request.method,
+        path=request.url.path,
+        status=response.status_code,
+        client=request.client.host if request.client else None,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return response

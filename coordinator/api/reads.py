@@ -1,0 +1,94 @@
+"""The routes that only read: open to anyone who can reach the server."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from coordinator.api import metrics
+from coordinator.api.bodies import CommandDetail, CommandList, EventPage
+from coordinator.api.context import context_of
+from coordinator.api.diagnostics import collect_diagnostics
+from coordinator.api.errors import ErrorBody
+from coordinator.fleet_report import collect_status
+from schemas import CommandKind, RolloutRecord
+
+MAX_EVENTS_PAGE = 1000
+MAX_STATUS_ROLLOUTS = 100
+MAX_COMMANDS_PAGE = 500
+
+router = APIRouter()
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.get("/v1/status", tags=["fleet"], summary="occurrences and the newest rollouts")
+async def status(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_STATUS_ROLLOUTS)] = 10,
+) -> dict[str, Any]:
+    """The report of `python -m coordinator status --json`: each occurrence (state, alive,
+    last heartbeat) and the newest rollouts with their waves and current gate."""
+    context = context_of(request)
+    return await collect_status(context.store, context.settings.member_ttl, limit)
+
+
+@router.get("/v1/events", tags=["fleet"], summary="the audit trail, oldest first")
+async def events(
+    request: Request,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = 100,
+    rollout_id: str | None = None,
+    kind: Annotated[list[str] | None, Query()] = None,
+) -> EventPage:
+    """Events with `event_id > after_id`, oldest first (the newest last). To follow the
+    trail, pass the answer's `next_after_id` as the next `after_id`."""
+    found = await context_of(request).store.events(
+        after_id=after_id, limit=limit, rollout_id=rollout_id, kinds=tuple(kind or ())
+    )
+    return EventPage(events=found, next_after_id=found[-1].event_id if found else after_id)
+
+
+@router.get("/v1/rollouts/{rollout_id}", tags=["fleet"], responses=_NOT_FOUND)
+async def rollout(request: Request, rollout_id: str) -> RolloutRecord:
+    """One rollout with its waves; 404 if there is none with this id."""
+    return await context_of(request).store.rollout(rollout_id)
+
+
+@router.get("/v1/commands", tags=["commands"], summary="operator commands, newest first")
+async def commands(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_COMMANDS_PAGE)] = 50,
+    kind: CommandKind | None = None,
+) -> CommandList:
+    found = await context_of(request).store.commands(limit=limit, kind=kind)
+    return CommandList(commands=found)
+
+
+@router.get("/v1/commands/{command_id}", tags=["commands"], responses=_NOT_FOUND)
+async def command(request: Request, command_id: str) -> CommandDetail:
+    """One command and the acknowledgements of the occurrences it stopped (emergency)."""
+    store = context_of(request).store
+    found = await store.command(command_id)
+    return CommandDetail(command=found, acks=await store.emergency_acks(command_id))
+
+
+@router.get("/v1/diagnostics", tags=["server"])
+async def diagnostics(request: Request) -> dict[str, Any]:
+    """Versions, database backend and URL (password hidden), engine source, trusted key
+    ids and the settings in force, secrets redacted."""
+    return await collect_diagnostics(context_of(request))
+
+
+@router.get(
+    "/metrics",
+    tags=["server"],
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}}},
+)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format, computed from the database at each scrape."""
+    context = context_of(request)
+    records = await metrics.read_records(context.store, context.settings.member_ttl)
+    families = metrics.families(records, version=context.version, backend=context.store.backend)
+    return Response(metrics.render(families), media_type=metrics.CONTENT_TYPE)

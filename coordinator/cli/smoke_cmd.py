@@ -1,0 +1,97 @@
+"""``smoke``: check a running control API and say everything that is off."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
+from schemas.settings import API_TOKEN_ENV
+
+DEFAULT_TIMEOUT = 10.0  # seconds per request
+BACKENDS = ("sqlite", "postgresql")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "smoke",
+        help="check a running control API (status, diagnostics, metrics, token)",
+        description="Check a running control API without changing anything: status, "
+        "diagnostics (the database answers; --expect-backend), Prometheus metrics, the "
+        "OpenAPI schema, and with a token that the token is accepted. Prints one line per "
+        "check. Exit 0 all passed, 1 something is off (the reasons are printed), 2 bad "
+        "arguments.",
+    )
+    parser.add_argument(
+        "--base-url", required=True, metavar="URL", help="e.g. http://127.0.0.1:8077"
+    )
+    parser.add_argument(
+        "--token",
+        metavar="T",
+        help=f"check that this bearer token is accepted (default: {API_TOKEN_ENV} if set)",
+    )
+    parser.add_argument("--expect-backend", choices=BACKENDS, help="fail unless the API uses it")
+    parser.add_argument(
+        "--min-alive",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fail unless at least N occurrences are alive (default 0)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"per request (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    base_url: str = args.base_url.rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        return refuse("smoke", f"--base-url must start with http:// or https:// (got {base_url!r})")
+    if args.timeout <= 0 or args.min_alive < 0:
+        return refuse("smoke", "--timeout must be positive and --min-alive at least 0")
+    # Imported here so that other commands do not pay for the HTTP client.
+    import httpx
+
+    from coordinator.api.smoke import Expectations, Unreachable, run_checks
+
+    token = args.token if args.token is not None else os.environ.get(API_TOKEN_ENV)
+    expect = Expectations(
+        backend=args.expect_backend,
+        min_alive=args.min_alive,
+        token=token.strip() if token else None,
+    )
+    try:
+        with httpx.Client(base_url=base_url, timeout=args.timeout) as client:
+            checks = run_checks(client, expect)
+    except Unreachable as exc:
+        if args.json:
+            print(
+                json.dumps({"ok": False, "base_url": base_url, "unreachable": str(exc)}, indent=2)
+            )
+        else:
+            print(f"FAIL  reach        {exc}")
+            print("smoke check FAILED: the control API does not answer")
+        return EXIT_FAILED
+    failed = [c for c in checks if not c.ok]
+    if args.json:
+        report = {"ok": not failed, "base_url": base_url, "checks": [c.as_dict() for c in checks]}
+        print(json.dumps(report, indent=2))
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else "FAIL"
+            for line in [*check.problems, *check.notes] or [""]:
+                flat = " ".join(line.split())  # a database error may span lines
+                print(f"{mark}  {check.name:<12} {flat}".rstrip())
+        if failed:
+            names = ", ".join(c.name for c in failed)
+            print(f"smoke check FAILED: {len(failed)} of {len(checks)} checks ({names})")
+        else:
+            print(f"smoke check passed: {len(checks)} checks against {base_url}")
+    return EXIT_FAILED if failed else EXIT_OK
