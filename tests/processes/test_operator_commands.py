@@ -5,16 +5,19 @@ a paused rollout signals nothing until resumed; conflicting commands are refused
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 from fleet import Fleet, coordinator, coordinator_env, wait_members, wait_rollout
+from invariants import check_fleet_invariants
 
 from coordinator.signing import generate_key_pair
 from persistence import Store
 from schemas import (
+    WAVE_ORDER,
     AckVerdict,
     CommandKind,
     CommandStatus,
@@ -22,6 +25,7 @@ from schemas import (
     LifecycleKind,
     OccurrenceState,
     RolloutStatus,
+    TaskStatus,
     WaveStatus,
 )
 
@@ -172,5 +176,96 @@ async def test_a_paused_rollout_signals_nothing_until_resumed(
         events = [e.kind for e in await store.events(rollout_id=rollout_id)]
         assert events.count(EventKind.ROLLOUT_PAUSED) == 1
         assert events.count(EventKind.ROLLOUT_RESUMED) == 1
+    finally:
+        await store.close()
+
+
+EXPLORER_SOAK = 8.0  # seconds: the explorer's exit lands inside its wave, before its gate
+
+
+async def test_a_rollout_aborted_by_its_gate_completes_after_retry(
+    fleet: Fleet, database_url: str
+) -> None:
+    fleet.env["COORDINATOR_EXPLORER_SOAK"] = str(EXPLORER_SOAK)
+    store = await Store.open(database_url)
+    try:
+        for occurrence_id in OCCURRENCES:
+            fleet.start(occurrence_id)
+        with anyio.fail_after(60):
+            while not (found := await store.rollouts(kind=LifecycleKind.WAKEUP)):
+                await anyio.sleep(0.05)
+        rollout_id = found[0].rollout_id
+        (explorer,) = found[0].waves[0].members
+
+        # The explorer's process ends during its wave, as `run` does when it cannot serve.
+        fleet.processes[explorer].send_signal(signal.SIGTERM)
+        assert await fleet.wait_exits_of([explorer], deadline=30) == {explorer: 0}
+        held = await store.rollout(rollout_id)
+        assert not held.waves[0].status.is_settled, "the explorer's gate ran before it exited"
+        aborted = await wait_rollout(store, LifecycleKind.WAKEUP, deadline=60)
+        assert aborted.status is RolloutStatus.ABORTED
+        assert aborted.abort_reason == "explorer wave failed its health gate"
+        assert [w.status for w in aborted.waves] == [
+            WaveStatus.FAILED,
+            WaveStatus.SKIPPED,
+            WaveStatus.SKIPPED,
+        ]
+        task = await store.task(rollout_id)
+        assert task is not None and task.status is TaskStatus.FAILED
+
+        # Fix the cause: the explorer runs again, and serves under the wave it was given.
+        fleet.start(explorer)
+        await wait_members(
+            store,
+            lambda ms: any(
+                m.occurrence_id == explorer and m.state is OccurrenceState.WORK for m in ms
+            ),
+            deadline=60,
+            what="the restarted explorer serving",
+        )
+        retried = coordinator(
+            "rollout", "retry", rollout_id, "--reason", "restarted the explorer", env=fleet.env
+        )
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        assert "retry applied to wakeup" in retried.stdout
+
+        done = await wait_rollout(store, LifecycleKind.WAKEUP, deadline=60)
+        assert done.rollout_id == rollout_id and done.status is RolloutStatus.COMPLETED
+        assert all(w.status is WaveStatus.HEALTHY for w in done.waves)
+        await wait_members(
+            store,
+            lambda ms: sum(m.state is OccurrenceState.WORK for m in ms) == len(OCCURRENCES),
+            deadline=60,
+            what="every occurrence serving",
+        )
+        task = await store.task(rollout_id)
+        assert task is not None and task.status is TaskStatus.COMPLETED  # the decision stands
+
+        (command,) = await store.commands(kind=CommandKind.RETRY)
+        assert command.status is CommandStatus.ACCEPTED
+        assert command.rollout_id == rollout_id
+        assert command.reason == "restarted the explorer"
+        trail = [
+            (e.kind, e.wave)
+            for e in await store.events(rollout_id=rollout_id)
+            if e.kind != EventKind.DRIVER_ACQUIRED
+        ]
+        explorer_wave, early, general = WAVE_ORDER
+        expected = [
+            (EventKind.WAVE_FAILED, explorer_wave),
+            (EventKind.ROLLOUT_ABORTED, explorer_wave),
+            (EventKind.COMMAND_ACCEPTED, None),
+            (EventKind.ROLLOUT_RETRIED, explorer_wave),
+            (EventKind.WAVE_HEALTHY, explorer_wave),
+            (EventKind.WAVE_SIGNALLED, early),
+            (EventKind.WAVE_HEALTHY, early),
+            (EventKind.WAVE_SIGNALLED, general),
+            (EventKind.WAVE_HEALTHY, general),
+            (EventKind.ROLLOUT_COMPLETED, None),
+        ]
+        positions = [trail.index(step) for step in expected]
+        assert positions == sorted(positions), trail
+        assert trail.count((EventKind.WAVE_SIGNALLED, explorer_wave)) == 1  # never re-signalled
+        await check_fleet_invariants(store)
     finally:
         await store.close()
