@@ -214,11 +214,15 @@ async def test_a_rollout_aborted_by_its_gate_completes_after_retry(
         assert task is not None and task.status is TaskStatus.FAILED
 
         # Fix the cause: the explorer runs again, and serves under the wave it was given.
+        # (Its old incarnation left in state work: only a live one counts.)
         fleet.start(explorer)
         await wait_members(
             store,
             lambda ms: any(
-                m.occurrence_id == explorer and m.state is OccurrenceState.WORK for m in ms
+                m.occurrence_id == explorer
+                and m.state is OccurrenceState.WORK
+                and m.stopped_at is None
+                for m in ms
             ),
             deadline=60,
             what="the restarted explorer serving",
