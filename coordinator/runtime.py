@@ -13,7 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 import structlog
@@ -27,7 +27,7 @@ from coordinator.emergency import judge, make_verifier
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.member_policy import Act, MemberAction, next_action
-from persistence import ChangeFeed, FleetView, Store
+from persistence import Change, ChangeFeed, FleetView, Store
 from persistence.emergency import Verifier
 from schemas import (
     AckVerdict,
@@ -46,6 +46,8 @@ from schemas import (
     Superseded,
     WaveRecord,
 )
+
+T = TypeVar("T")
 
 EMERGENCY_STOP = "emergency stop"
 """``left_because`` of an occurrence stopped by an operator's emergency command."""
@@ -95,6 +97,8 @@ class OccurrenceRuntime:
         self._poked = False
         self._nap_scope: anyio.CancelScope | None = None
         self._command_check = anyio.Event()
+        self._changes: frozenset[Change] = frozenset()
+        """What the change feed reported and the emergency loop has not dispatched yet."""
         self._verifier: Verifier | None = None
         self.emergency_command: CommandRecord | None = None
         """The emergency command that stopped this occurrence, if one did."""
@@ -158,7 +162,7 @@ class OccurrenceRuntime:
                 tg.start_soon(self._guarded, self._poll_loop)
                 tg.start_soon(self._guarded, self._emergency_loop)
                 feed = ChangeFeed(self.settings.database_url)
-                tg.start_soon(feed.run, self._poke, self.occurrence_id)
+                tg.start_soon(feed.run, self._on_change, self.occurrence_id)
                 task_status.started()
                 await self._stopped.wait()
                 tg.cancel_scope.cancel()
@@ -289,29 +293,47 @@ class OccurrenceRuntime:
         self._poked = True
         if self._nap_scope is not None:
             self._nap_scope.cancel()
+
+    def _on_change(self, changes: frozenset[Change]) -> None:
+        """A process committed ``changes`` (NOTIFY, or SQLite's wake files).
+
+        The emergency loop dispatches them: the emergency check first, if a command
+        changed, then a poll if the fleet did. So a stop is never queued behind a poll,
+        and an occurrence busy stopping polls nothing: during a fleet-wide stop each
+        acknowledgement is a fleet change, and were every occurrence to read the fleet
+        view on each of them, that CPU would delay the stops themselves.
+        """
+        self._changes |= changes
         self._command_check.set()
 
     # -- emergency commands ---------------------------------------------------------------
 
     async def _emergency_loop(self) -> None:
-        """Look for emergency commands on every wake-up (NOTIFY on PostgreSQL, the wake
-        file on SQLite) and at least every poll interval. Separate from the poll loop so
-        a slow poll or a busy action never delays a stop."""
+        """Look for emergency commands when one was written (NOTIFY on PostgreSQL, a wake
+        file on SQLite) and at least every poll interval; pass fleet changes on to the poll
+        loop. Separate from the poll loop so a slow poll or a busy action never delays a
+        stop."""
         assert self._me is not None
         answered: set[str] = set()
+        check_at = anyio.current_time()
         while not self._stopped.is_set():
             self._command_check = anyio.Event()
-            try:
-                found = await self.store.emergency_commands_since(self._me.started_at)
-                for record, replayed in found:
-                    if record.command_id not in answered:
-                        await self._answer_emergency(record, replayed)
-                        answered.add(record.command_id)
-                        if self._stopped.is_set():
-                            return
-            except DatabaseUnavailable as exc:
-                self._log.warning("emergency_check_failed", error=str(exc))
-            with anyio.move_on_after(self.settings.poll_interval):
+            changes, self._changes = self._changes, frozenset()
+            if Change.EMERGENCY in changes or anyio.current_time() >= check_at:
+                check_at = anyio.current_time() + self.settings.poll_interval
+                try:
+                    found = await self.store.emergency_commands_since(self._me.started_at)
+                    for record, replayed in found:
+                        if record.command_id not in answered:
+                            await self._answer_emergency(record, replayed)
+                            answered.add(record.command_id)
+                            if self._stopped.is_set():
+                                return
+                except DatabaseUnavailable as exc:
+                    self._log.warning("emergency_check_failed", error=str(exc))
+            if Change.FLEET in changes:
+                self._poke()
+            with anyio.move_on_after(check_at - anyio.current_time()):
                 await self._command_check.wait()
 
     async def _answer_emergency(self, record: CommandRecord, replayed: bool) -> None:
@@ -326,9 +348,7 @@ class OccurrenceRuntime:
             self._log.warning(
                 "emergency_refused", command_id=record.command_id, detail=judgement.detail
             )
-            await self.store.acknowledge_emergency(
-                record.command_id, me, AckVerdict.REFUSED, judgement.detail
-            )
+            await self.store.acknowledge_emergency(record, me, AckVerdict.REFUSED, judgement.detail)
             return
         self._log.warning("emergency_stop", command_id=record.command_id, reason=judgement.reason)
         context = WaveContext(self.occurrence_id, None, None, judgement.reason)
@@ -336,8 +356,13 @@ class OccurrenceRuntime:
             await self.hooks.on_emergency_stop(context)
         except Exception as exc:  # the stop goes on: the operator's brake beats the hook
             self._log.error("on_emergency_stop_failed", error=repr(exc))
-        ack = await self.store.acknowledge_emergency(
-            record.command_id, me, AckVerdict.STOPPED, judgement.detail
+        # The acknowledgement, the state shutdown and the leave are one write.
+        self._leaving = True
+        ack = await self._persist(
+            "emergency acknowledgement",
+            lambda: self.store.acknowledge_emergency(
+                record, me, AckVerdict.STOPPED, judgement.detail, leave=EMERGENCY_STOP
+            ),
         )
         self._log.warning(
             "emergency_acknowledged",
@@ -345,7 +370,8 @@ class OccurrenceRuntime:
             latency_ms=round(ack.latency * 1000, 1),
         )
         self.emergency_command = record
-        await self._set_state(OccurrenceState.SHUTDOWN, emergency=record.command_id)
+        self._deregistered, self.left_because = True, EMERGENCY_STOP
+        self._note_state(OccurrenceState.SHUTDOWN)
         await self._depart(EMERGENCY_STOP)
 
     # -- one poll -----------------------------------------------------------------------
@@ -480,6 +506,16 @@ class OccurrenceRuntime:
                 details=details or None,
             ),
         )
+        self._note_state(state, rollout=rollout, wave=wave)
+
+    def _note_state(
+        self,
+        state: OccurrenceState,
+        *,
+        rollout: RolloutRecord | None = None,
+        wave: WaveRecord | None = None,
+    ) -> None:
+        """Take on ``state``, which the database already holds."""
         previous, self._state = self._state, state
         self._log.info(
             "occurrence_state_changed",
@@ -490,12 +526,11 @@ class OccurrenceRuntime:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def _persist(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
+    async def _persist(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
         """Retry ``write`` until the database takes it: an outage delays, never loses."""
         while True:
             try:
-                await write()
-                return
+                return await write()
             except DatabaseUnavailable as exc:
                 self._log.warning("write_delayed", what=what, error=str(exc))
                 await self.clock.sleep(self.settings.poll_interval)

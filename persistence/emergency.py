@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.commands import CommandLog, command_event, command_from_row, insert_command
 from persistence.engine import serialize_lifecycle
+from persistence.membership import change_state, stopped_events
 from persistence.queries import select_rollouts
 from persistence.rollout_control import IN_PROGRESS, abort_rollout
 from persistence.tables import commands, emergency_acks, rollouts
+from persistence.transactions import ALL_CHANGES, Change
 from schemas import (
     AckVerdict,
     CommandKind,
@@ -30,10 +32,11 @@ from schemas import (
     EmergencyAck,
     EventKind,
     NewEvent,
-    NotFound,
     OccurrenceRecord,
+    OccurrenceState,
     RunState,
     SignedCommand,
+    Superseded,
     Verification,
 )
 
@@ -41,6 +44,7 @@ Verifier = Callable[[SignedCommand, float, Callable[[str], bool]], Verification]
 """``verify(signed, recorded_at, nonce_seen)``: the verdict on one command."""
 
 EMERGENCY_STOP_REASON = "emergency stop"
+EMERGENCY_ONLY = frozenset({Change.EMERGENCY})
 
 
 def nonce_of(payload: str) -> str | None:
@@ -74,7 +78,7 @@ class EmergencyStore(CommandLog):
             )
             if verify is not None:
                 return await self._settle(conn, record, verify, now)
-            await self._append(conn, now, [command_event(record)])
+            await self._append(conn, now, [command_event(record)], EMERGENCY_ONLY)
             return record
 
         return await self._write(work)
@@ -123,11 +127,12 @@ class EmergencyStore(CommandLog):
             )
         )
         new = [command_event(settled)]
+        aborted: list[NewEvent] = []
         if settled.accepted:
             new.append(_run_state(RunState.CANCEL_REQUESTED, settled))
             if not settled.targets:
-                new += await _abort_in_progress(conn, settled, now)
-        await self._append(conn, now, new)
+                aborted = await _abort_in_progress(conn, settled, now)
+        await self._append(conn, now, new + aborted, ALL_CHANGES if aborted else EMERGENCY_ONLY)
         return settled
 
     async def emergency_commands_since(self, since: float) -> list[tuple[CommandRecord, bool]]:
@@ -147,9 +152,23 @@ class EmergencyStore(CommandLog):
         return await self._read(work)
 
     async def acknowledge_emergency(
-        self, command_id: str, me: OccurrenceRecord, verdict: AckVerdict, detail: str
+        self,
+        record: CommandRecord,
+        me: OccurrenceRecord,
+        verdict: AckVerdict,
+        detail: str,
+        *,
+        leave: str | None = None,
     ) -> EmergencyAck:
-        """Record this incarnation's answer to a command (once: a repeat returns the first)."""
+        """Record this incarnation's answer to a command (once: a repeat returns the first).
+
+        With ``leave`` (the reason it leaves), a ``stopped`` answer also reports the state
+        ``shutdown`` and ends the incarnation in the same transaction: the stop is one
+        write, so a fleet-wide stop queues one write per occurrence for SQLite's lock,
+        and an acknowledged occurrence is a stopped one at the same instant.
+        """
+
+        command_id = record.command_id
 
         async def work(conn: AsyncConnection) -> EmergencyAck:
             now = self.now()
@@ -162,11 +181,8 @@ class EmergencyStore(CommandLog):
             ).first()
             if existing is not None:
                 return EmergencyAck.model_validate(dict(existing._mapping))
-            created_at = await conn.scalar(
-                select(commands.c.created_at).where(commands.c.command_id == command_id)
-            )
-            if created_at is None:
-                raise NotFound(f"no command with id {command_id!r}")
+            # The fewer statements, the shorter SQLite's write lock is held while a whole
+            # fleet queues for it to acknowledge: the command's time comes from the caller.
             ack = EmergencyAck(
                 command_id=command_id,
                 occurrence_id=me.occurrence_id,
@@ -174,7 +190,7 @@ class EmergencyStore(CommandLog):
                 verdict=verdict,
                 detail=detail,
                 acked_at=now,
-                latency=max(0.0, now - float(created_at)),
+                latency=max(0.0, now - record.created_at),
             )
             await conn.execute(insert(emergency_acks).values(**ack.model_dump(mode="json")))
             details: dict[str, Any] = {
@@ -196,7 +212,11 @@ class EmergencyStore(CommandLog):
                         details={"state": RunState.CANCELLED.value, **details},
                     )
                 )
-            await self._append(conn, now, new)
+            changes = EMERGENCY_ONLY  # an answer alone changes nothing a poll reads
+            if leave is not None and verdict is AckVerdict.STOPPED:
+                new += await _leave(conn, now, me, command_id, leave)
+                changes = frozenset({Change.FLEET})
+            await self._append(conn, now, new, changes)
             return ack
 
         return await self._write(work)
@@ -225,6 +245,19 @@ async def _nonce_used(conn: AsyncConnection, record: CommandRecord) -> bool:
         .limit(1)
     )
     return other is not None
+
+
+async def _leave(
+    conn: AsyncConnection, now: float, me: OccurrenceRecord, command_id: str, reason: str
+) -> list[NewEvent]:
+    """``me`` reports ``shutdown`` and stops; nothing if it was already superseded."""
+    try:
+        changed = await change_state(
+            conn, now, me, OccurrenceState.SHUTDOWN, details={"emergency": command_id}, stop=True
+        )
+    except Superseded:  # replaced by a newer incarnation: nothing of this one to stop
+        return []
+    return [*([changed] if changed else []), *stopped_events(me, reason=reason)]
 
 
 def _run_state(state: RunState, record: CommandRecord) -> NewEvent:

@@ -49,6 +49,80 @@ def run_state_event(occurrence_id: str, state: RunState, **details: Any) -> NewE
     )
 
 
+async def change_state(
+    conn: AsyncConnection,
+    now: float,
+    me: OccurrenceRecord,
+    state: OccurrenceState,
+    *,
+    rollout_id: str | None = None,
+    wave: CanaryGroup | None = None,
+    details: dict[str, Any] | None = None,
+    stop: bool = False,
+) -> NewEvent | None:
+    """Set ``me``'s state inside the caller's write transaction; the audit event to
+    append, or None if it already was in ``state``. Raises ``Superseded``.
+
+    With ``stop`` the same update ends the incarnation (add ``stopped_events``): one
+    statement fewer for a transaction that holds SQLite's write lock."""
+    previous = await conn.scalar(
+        select(occurrences.c.state).where(
+            occurrences.c.incarnation_id == me.incarnation_id,
+            occurrences.c.stopped_at.is_(None),
+        )
+    )
+    if previous is None:
+        raise Superseded(f"occurrence {me.occurrence_id!r} is no longer registered")
+    if previous == state.value and not stop:
+        return None
+    await conn.execute(
+        update(occurrences)
+        .where(occurrences.c.incarnation_id == me.incarnation_id)
+        .values(state=state.value, last_heartbeat_at=now, **({"stopped_at": now} if stop else {}))
+    )
+    if previous == state.value:
+        return None
+    return NewEvent(
+        kind=EventKind.OCCURRENCE_STATE_CHANGED,
+        occurrence_id=me.occurrence_id,
+        rollout_id=rollout_id,
+        wave=wave,
+        details={"from": previous, "to": state.value, **(details or {})},
+    )
+
+
+async def end_incarnation(
+    conn: AsyncConnection,
+    now: float,
+    me: OccurrenceRecord,
+    *,
+    reason: str,
+    run_state: RunState | None = None,
+) -> list[NewEvent]:
+    """Stop ``me`` inside the caller's write transaction; the audit events to append
+    (none if it had already stopped)."""
+    result = await conn.execute(
+        update(occurrences)
+        .where(occurrences.c.incarnation_id == me.incarnation_id)
+        .where(occurrences.c.stopped_at.is_(None))
+        .values(stopped_at=now)
+    )
+    return stopped_events(me, reason=reason, run_state=run_state) if result.rowcount else []
+
+
+def stopped_events(
+    me: OccurrenceRecord, *, reason: str, run_state: RunState | None = None
+) -> list[NewEvent]:
+    """The audit events of ``me`` ending, and the run state it ended in, if any."""
+    details = {"incarnation_id": me.incarnation_id, "reason": reason}
+    notes = [
+        NewEvent(kind=EventKind.OCCURRENCE_STOPPED, occurrence_id=me.occurrence_id, details=details)
+    ]
+    if run_state is not None:
+        notes.append(run_state_event(me.occurrence_id, run_state, **details))
+    return notes
+
+
 class MembershipStore(StoreBase):
     async def register(
         self, occurrence_id: str, *, host: str, pid: int, protocol_version: int
@@ -135,33 +209,16 @@ class MembershipStore(StoreBase):
         wave: CanaryGroup | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Report a new state, with its audit event, in one transaction."""
+        """Report a new state, with its audit event, in one transaction; raise
+        ``Superseded`` if this incarnation is no longer registered."""
 
         async def work(conn: AsyncConnection) -> None:
             now = self.now()
-            previous = await conn.scalar(
-                select(occurrences.c.state).where(
-                    occurrences.c.incarnation_id == me.incarnation_id,
-                    occurrences.c.stopped_at.is_(None),
-                )
+            event = await change_state(
+                conn, now, me, state, rollout_id=rollout_id, wave=wave, details=details
             )
-            if previous is None:
-                raise Superseded(f"occurrence {me.occurrence_id!r} is no longer registered")
-            if previous == state.value:
-                return
-            await conn.execute(
-                update(occurrences)
-                .where(occurrences.c.incarnation_id == me.incarnation_id)
-                .values(state=state.value, last_heartbeat_at=now)
-            )
-            event = NewEvent(
-                kind=EventKind.OCCURRENCE_STATE_CHANGED,
-                occurrence_id=me.occurrence_id,
-                rollout_id=rollout_id,
-                wave=wave,
-                details={"from": previous, "to": state.value, **(details or {})},
-            )
-            await self._append(conn, now, [event])
+            if event is not None:
+                await self._append(conn, now, [event])
 
         await self._write(work)
 
@@ -173,23 +230,8 @@ class MembershipStore(StoreBase):
 
         async def work(conn: AsyncConnection) -> None:
             now = self.now()
-            result = await conn.execute(
-                update(occurrences)
-                .where(occurrences.c.incarnation_id == me.incarnation_id)
-                .where(occurrences.c.stopped_at.is_(None))
-                .values(stopped_at=now)
-            )
-            if result.rowcount:
-                details = {"incarnation_id": me.incarnation_id, "reason": reason}
-                notes = [
-                    NewEvent(
-                        kind=EventKind.OCCURRENCE_STOPPED,
-                        occurrence_id=me.occurrence_id,
-                        details=details,
-                    )
-                ]
-                if run_state is not None:
-                    notes.append(run_state_event(me.occurrence_id, run_state, **details))
+            notes = await end_incarnation(conn, now, me, reason=reason, run_state=run_state)
+            if notes:
                 await self._append(conn, now, notes)
 
         await self._write(work)

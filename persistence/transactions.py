@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,8 +15,9 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from persistence.engine import WRITE_OPTION
+from persistence.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_OPTION
 from persistence.tables import events
+from persistence.write_gate import WriteGate, gate_file_of
 from schemas import DatabaseUnavailable, NewEvent
 
 T = TypeVar("T")
@@ -34,11 +37,25 @@ _APPENDED = "coordinator_appended_events"
 WAKE_SUFFIX = "-wake"
 
 
-def wake_file_of(database: str | None) -> Path | None:
-    """The wake file of a SQLite database path (none for an in-memory database)."""
+class Change(StrEnum):
+    """What a committed change concerns, so listeners wake only the work it needs."""
+
+    FLEET = "fleet"
+    """Membership, states, tasks, rollouts: what a poll of the fleet view reads."""
+    EMERGENCY = "emergency"
+    """An emergency command recorded, settled or refused: what the emergency check reads."""
+
+
+ALL_CHANGES = frozenset(Change)
+
+
+def wake_file_of(database: str | None, change: Change = Change.FLEET) -> Path | None:
+    """The wake file of a SQLite database path for ``change`` (none for an in-memory
+    database). Fleet changes keep the plain name, ``<database>-wake``."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return Path(database + WAKE_SUFFIX)
+    topic = "" if change is Change.FLEET else f"-{change.value}"
+    return Path(database + WAKE_SUFFIX + topic)
 
 
 Clock = Callable[[], float]
@@ -95,6 +112,8 @@ class StoreBase:
         self._clock = clock
         self.clock_offset = 0.0
         """Seconds to add to the local clock to read the database server's clock."""
+        gate = gate_file_of(engine.url.database) if self.backend == "sqlite" else None
+        self._write_gate = WriteGate(gate, SQLITE_BUSY_TIMEOUT_MS / 1000) if gate else None
 
     def now(self) -> float:
         """The time every lease, heartbeat and gate is judged by (Unix seconds)."""
@@ -120,15 +139,19 @@ class StoreBase:
     def backend(self) -> str:
         return self.engine.dialect.name
 
-    @property
-    def wake_file(self) -> Path | None:
-        """SQLite's stand-in for NOTIFY: a file beside the database whose modification
-        time every committed change bumps; pollers ``stat()`` it, which costs no SQL."""
-        return wake_file_of(self.engine.url.database) if self.backend == "sqlite" else None
+    def wake_file(self, change: Change = Change.FLEET) -> Path | None:
+        """SQLite's stand-in for NOTIFY: a file beside the database per kind of change,
+        whose modification time every such commit bumps; pollers ``stat()`` it, which
+        costs no SQL."""
+        if self.backend != "sqlite":
+            return None
+        return wake_file_of(self.engine.url.database, change)
 
-    def touch_wake_file(self) -> None:
-        path = self.wake_file
-        if path is not None:
+    def touch_wake_files(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            path = self.wake_file(change)
+            if path is None:
+                continue
             try:
                 path.touch()
             except OSError as exc:  # a hint only: pollers still poll
@@ -154,15 +177,15 @@ class StoreBase:
                 # Shielded: a cancelled caller must not leave a claim half-written. The
                 # deadline inside the shield still ends a transaction the network lost.
                 with anyio.CancelScope(shield=True), anyio.fail_after(deadline):
-                    async with self.engine.connect() as conn:
+                    async with self._gate(write), self.engine.connect() as conn:
                         if write:
                             conn = await conn.execution_options(**{WRITE_OPTION: True})
                         conn.info.pop(_APPENDED, None)
                         async with conn.begin():
                             result = await work(conn)
-                        appended = conn.info.pop(_APPENDED, False)
-                if appended:
-                    self.touch_wake_file()
+                        changed = conn.info.pop(_APPENDED, frozenset())
+                if changed:
+                    self.touch_wake_files(changed)
                 return result
             except (DBAPIError, OSError) as exc:
                 # A bare OSError is the network itself: asyncpg raises a refused or reset
@@ -179,7 +202,21 @@ class StoreBase:
                 delay = min(delay * 2, RETRY_MAX_DELAY)
         raise AssertionError("unreachable")
 
-    async def _append(self, conn: AsyncConnection, at: float, new: Iterable[NewEvent]) -> None:
+    def _gate(self, write: bool) -> AbstractAsyncContextManager[None]:
+        """SQLite writers queue at the write gate first (see ``write_gate``)."""
+        if write and self._write_gate is not None:
+            return self._write_gate.held()
+        return nullcontext()
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        at: float,
+        new: Iterable[NewEvent],
+        changes: frozenset[Change] = frozenset({Change.FLEET}),
+    ) -> None:
+        """Append ``new`` to the audit trail; at commit, wake the listeners of ``changes``
+        (``events --follow`` listens to all)."""
         rows = [
             {
                 "at": at,
@@ -194,10 +231,11 @@ class StoreBase:
         ]
         if rows:
             await conn.execute(insert(events), rows)
-            conn.info[_APPENDED] = True  # wake SQLite pollers once this commits
-            if conn.dialect.name == "postgresql":
+            already = conn.info.get(_APPENDED, frozenset())
+            conn.info[_APPENDED] = already | changes  # wake SQLite pollers at commit
+            if conn.dialect.name == "postgresql" and not changes <= already:
                 # Delivered at commit, to every listening occurrence: poll now.
                 await conn.execute(
-                    text("SELECT pg_notify(:channel, :kind)"),
-                    {"channel": NOTIFY_CHANNEL, "kind": rows[0]["kind"]},
+                    text("SELECT pg_notify(:channel, :changes)"),
+                    {"channel": NOTIFY_CHANNEL, "changes": ",".join(sorted(changes))},
                 )

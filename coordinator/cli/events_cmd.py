@@ -17,7 +17,7 @@ from coordinator.cli.options import (
     refuse,
 )
 from coordinator.cli.status_cmd import positive_int
-from persistence import ChangeFeed, Store
+from persistence import Change, ChangeFeed, Store
 from schemas import ConfigurationError, DatabaseUnavailable, EventRecord
 
 FOLLOW_POLL = 1.0  # seconds between reads when no change notification arrives
@@ -69,8 +69,8 @@ async def _show(url: str, args: argparse.Namespace) -> None:
 async def _follow(store: Store, url: str, last_id: int, args: argparse.Namespace) -> None:
     changed = anyio.Event()
 
-    def wake() -> None:
-        changed.set()
+    def wake(_changes: frozenset[Change]) -> None:
+        changed.set()  # every change is new events
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(ChangeFeed(url).run, wake, "events --follow")

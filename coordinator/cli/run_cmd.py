@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
+from typing import NoReturn
 
 import anyio
 import structlog
@@ -48,12 +51,27 @@ def handle(args: argparse.Namespace) -> int:
         return refuse("run", exc)
     configure_logging(args.log_level, json=args.log_json)
     try:
-        return anyio.run(_serve, settings, loaded)
+        code = anyio.run(_serve, settings, loaded)
     except Exception as exc:
         unreachable = _database_error(exc)
         if unreachable is None:
             raise
         return refuse("run", unreachable)
+    _exit_at_once(code)
+
+
+def _exit_at_once(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown (so never call ``run`` in-process).
+
+    Everything that matters is done by now: the occurrence left the fleet, gave up its
+    leases and closed its store. What remains, freeing some 600 modules, costs 100-150 ms
+    of CPU, and when a fleet on one host exits at once (an emergency stop) that CPU is
+    taken from the occurrences still acknowledging: with 9 occurrences on 2 cores the
+    whole-fleet cancel-to-ack p95 was about 300 ms with the teardown, 90 ms without.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _database_error(exc: BaseException) -> DatabaseUnavailable | None:

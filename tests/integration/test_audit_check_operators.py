@@ -306,7 +306,7 @@ async def test_a_rollout_aborted_by_an_emergency_stop_passes(
     assert (shutdown.abort_reason or "").startswith("emergency stop")
     for occurrence_id in ("occ-2", "occ-3", "occ-4"):
         me = history.me[occurrence_id]
-        await store.acknowledge_emergency(record.command_id, me, AckVerdict.STOPPED, "ok")
+        await store.acknowledge_emergency(record, me, AckVerdict.STOPPED, "ok")
         await store.set_state(me, OccurrenceState.SHUTDOWN, details={"emergency": "x"})
         await store.deregister(me, reason="emergency stop")
 
