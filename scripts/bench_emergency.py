@@ -8,6 +8,11 @@ target: how fast one occurrence hears), and the rest with one whole-fleet comman
 fan-out: every occurrence verifies and acknowledges at once). SQLite occurrences hear of a
 command through the wake file every commit touches; PostgreSQL ones through NOTIFY.
 
+By default the command is verified when it is recorded, as `emergency-shutdown` does where
+COORDINATOR_TRUSTED_KEYS is set and as the control API always does. `--settled-by
+occurrences` records it unverified, as `emergency-shutdown` does without trusted keys:
+the first occurrence to see it then records the verdict, and every target reads it.
+
     python scripts/bench_emergency.py --occurrences 9 --rounds 3
     python scripts/bench_emergency.py --occurrences 50 --db postgresql+asyncpg://postgres@127.0.0.1/test
 
@@ -29,10 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scratch_db import scratch_database
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from coordinator.cli.options import EXIT_EMERGENCY
+from coordinator.emergency import make_verifier
 from coordinator.signing import generate_key_pair, load_private_key, new_command, sign
 from persistence import Store
+from persistence.emergency import Verifier
 from schemas import AckVerdict, LifecycleKind, OccurrenceState, RolloutStatus, load_settings
 
 TIMINGS = {
@@ -67,12 +76,17 @@ async def wait_serving(store: Store, count: int, deadline: float) -> None:
 
 
 async def stop(
-    store: Store, key_path: Path, targets: list[str], expected: list[str], results: Results
+    store: Store,
+    key_path: Path,
+    targets: list[str],
+    expected: list[str],
+    results: Results,
+    verify: Verifier | None,
 ) -> list[float]:
     """Sign and record a stop for ``targets`` (none: the whole fleet), then wait for the
     ``expected`` occurrences' acknowledgements."""
     signed = sign(new_command("bench", targets, now=time.time()), load_private_key(key_path))
-    record = await store.submit_emergency(signed, issued_by="bench")
+    record = await store.submit_emergency(signed, issued_by="bench", verify=verify)
     end = time.monotonic() + ACK_PATIENCE
     acks = []
     while time.monotonic() < end:
@@ -85,7 +99,9 @@ async def stop(
     return [a.latency for a in acks if a.verdict is AckVerdict.STOPPED]
 
 
-async def one_round(url: str, occurrences: int, singles: int, workdir: Path) -> Results:
+async def one_round(
+    url: str, occurrences: int, singles: int, workdir: Path, settled_by: str
+) -> Results:
     pem, public = generate_key_pair()
     key_path = workdir / "bench.key"
     key_path.write_bytes(pem)
@@ -97,6 +113,8 @@ async def one_round(url: str, occurrences: int, singles: int, workdir: Path) -> 
         AGENT_OCCURRENCE_COUNT=str(occurrences),
     )
     ids = [f"occurrence-{i}" for i in range(1, occurrences + 1)]
+    trusting = load_settings(occurrence_id="bench", trusted_keys=public)
+    verify = make_verifier(trusting) if settled_by == "issuer" else None
     store = await Store.open(url, server_time=True)
     procs = [
         subprocess.Popen(
@@ -111,8 +129,8 @@ async def one_round(url: str, occurrences: int, singles: int, workdir: Path) -> 
     try:
         await wait_serving(store, occurrences, deadline=60 + 3 * occurrences)
         for oid in ids[:singles]:
-            results.single += await stop(store, key_path, [oid], [oid], results)
-        results.fleet += await stop(store, key_path, [], ids[singles:], results)
+            results.single += await stop(store, key_path, [oid], [oid], results, verify)
+        results.fleet += await stop(store, key_path, [], ids[singles:], results, verify)
         for p in procs:
             code = p.wait(timeout=60)
             if code != EXIT_EMERGENCY:
@@ -138,13 +156,41 @@ def percentiles(seconds: list[float]) -> str:
     )
 
 
+CONNECTIONS_PER_OCCURRENCE = 3  # a NOTIFY listener and about two pooled connections
+
+
+async def connection_budget(url: str, occurrences: int) -> str | None:
+    """Why the PostgreSQL server cannot hold this many occurrences, if it cannot."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            allowed = int(await conn.scalar(text("SHOW max_connections")))
+    finally:
+        await engine.dispose()
+    needed = occurrences * CONNECTIONS_PER_OCCURRENCE + 5
+    if needed <= allowed:
+        return None
+    return (
+        f"{occurrences} occurrences need about {needed} connections and the server allows "
+        f"max_connections = {allowed}: raise it (ALTER SYSTEM SET max_connections = ...; "
+        "restart) or put PgBouncer in front, or run fewer occurrences"
+    )
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    if args.db and args.db.startswith("postgres"):
+        problem = await connection_budget(args.db, args.occurrences)
+        if problem:
+            print(f"bench_emergency: {problem}", file=sys.stderr)
+            return 2
     total = Results()
     for n in range(1, args.rounds + 1):
         with tempfile.TemporaryDirectory(prefix="bench-emergency-") as tmp:
             async with scratch_database(args.db, Path(tmp)) as url:
                 started = time.monotonic()
-                got = await one_round(url, args.occurrences, args.single, Path(tmp))
+                got = await one_round(
+                    url, args.occurrences, args.single, Path(tmp), args.settled_by
+                )
         total.single += got.single
         total.fleet += got.fleet
         total.missing += got.missing
@@ -160,8 +206,8 @@ async def main_async(args: argparse.Namespace) -> int:
     poll = load_settings(occurrence_id="bench").poll_interval
     print(
         f"\n{args.occurrences} occurrences, {'postgresql' if postgres else 'sqlite'} "
-        f"(woken by {wake}), POLL_INTERVAL {poll:g} s, {args.rounds} round(s), "
-        f"{os.cpu_count()} CPU(s)"
+        f"(woken by {wake}), POLL_INTERVAL {poll:g} s, verdict recorded by the "
+        f"{args.settled_by}, {args.rounds} round(s), {os.cpu_count()} CPU(s)"
     )
     print(f"cancel-to-ack, one target      : {percentiles(total.single)}")
     print(f"cancel-to-ack, whole fleet     : {percentiles(total.fleet)}")
@@ -182,6 +228,14 @@ def main() -> None:
         type=int,
         default=3,
         help="occurrences stopped one at a time before the whole-fleet stop (default 3)",
+    )
+    parser.add_argument(
+        "--settled-by",
+        choices=["issuer", "occurrences"],
+        default="issuer",
+        help="who records the verdict: the issuer at once (default; emergency-shutdown with "
+        "COORDINATOR_TRUSTED_KEYS set, and the control API) or the first occurrence to see "
+        "the command (emergency-shutdown without trusted keys)",
     )
     parser.add_argument("--db", help="a PostgreSQL server URL (default: a temporary SQLite file)")
     args = parser.parse_args()
