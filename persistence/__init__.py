@@ -5,10 +5,9 @@ from persistence.engine import create_engine, create_schema
 from persistence.rollouts import FleetView
 from persistence.store import Store
 from persistence.tables import SCHEMA_VERSION
-from persistence.transactions import ALL_CHANGES, Change, database_failure
+from persistence.transactions import Change, database_failure
 
 __all__ = [
-    "ALL_CHANGES",
     "SCHEMA_VERSION",
     "Change",
     "ChangeFeed",

@@ -135,6 +135,15 @@ async def woken(history: History) -> None:
     assert done.status is RolloutStatus.COMPLETED
 
 
+async def aborted_by_the_explorer_gate(history: History) -> RolloutRecord:
+    """A wakeup rollout whose explorer failed: the gate aborted it."""
+    await history.join()
+    await history.decide(LifecycleKind.WAKEUP)
+    await history.step()
+    await history.act("occ-1", OccurrenceState.FAILED)
+    return await history.step(after=SOAK)
+
+
 async def test_a_paused_and_resumed_rollout_passes(store: Store, clock: FakeClock) -> None:
     history = History(store, clock)
     await history.join()
@@ -182,11 +191,7 @@ async def test_a_retried_rollout_passes_also_when_the_retry_fails_first(
     store: Store, clock: FakeClock
 ) -> None:
     history = History(store, clock)
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.FAILED)
-    aborted = await history.step(after=SOAK)
+    aborted = await aborted_by_the_explorer_gate(history)
     assert aborted.status is RolloutStatus.ABORTED
     assert [w.status for w in aborted.waves] == [WaveStatus.FAILED, *[WaveStatus.SKIPPED] * 2]
 
@@ -231,11 +236,7 @@ async def test_signalling_a_failed_wave_again_instead_of_retrying_is_reported(
     store: Store, clock: FakeClock
 ) -> None:
     history = History(store, clock)
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.FAILED)
-    await history.step(after=SOAK)  # aborted by the gate
+    await aborted_by_the_explorer_gate(history)
     await history.plant(EventKind.WAVE_SIGNALLED, CanaryGroup.EXPLORER)
     await history.plant(EventKind.WAVE_HEALTHY, CanaryGroup.EXPLORER)
 
@@ -249,11 +250,7 @@ async def test_a_retry_that_signals_the_retried_wave_again_is_reported(
     store: Store, clock: FakeClock
 ) -> None:
     history = History(store, clock)
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.FAILED)
-    await history.step(after=SOAK)
+    await aborted_by_the_explorer_gate(history)
     await history.operator(RolloutAction.RETRY)
     await history.plant(EventKind.WAVE_SIGNALLED, CanaryGroup.EXPLORER)
     await history.plant(EventKind.WAVE_SIGNALLED, CanaryGroup.EARLY_ADOPTER)
