@@ -4,6 +4,10 @@ SQLite: WAL, ``synchronous=NORMAL``, a busy timeout, and ``BEGIN IMMEDIATE`` for
 write transaction (plain ``BEGIN`` read-then-write transactions fail at once with
 "database is locked" under many processes, whatever the busy timeout; see DESIGN.md).
 
+A read-only engine (``read_only=True``, for ``status`` and ``events``) needs no write
+access anywhere: SQLite opens the file with ``mode=ro`` and leaves its journal mode
+alone; PostgreSQL runs every transaction read-only; and neither creates the schema.
+
 PostgreSQL (asyncpg): pooled connections are checked before use, so a restarted server
 costs a reconnect, not an error; writes that must not interleave take a transaction-scoped
 advisory lock (``serialize_lifecycle``), which SQLite's ``BEGIN IMMEDIATE`` already gives.
@@ -11,11 +15,16 @@ advisory lock (``serialize_lifecycle``), which SQLite's ``BEGIN IMMEDIATE`` alre
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+import anyio
+import anyio.to_thread
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -35,18 +44,47 @@ POSTGRES_CONNECT_TIMEOUT = 5.0  # seconds; asyncpg's own default (60 s) outlasts
 LIFECYCLE_LOCK = 0x636F6F72  # "coor": the advisory lock key of lifecycle writes
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(database_url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
     if database_url.startswith("postgresql"):
         kwargs.setdefault("pool_pre_ping", True)
         # An occurrence needs a few connections at once (poll, heartbeat, one action);
         # a small pool keeps a large fleet within the server's max_connections.
         kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
         kwargs.setdefault("max_overflow", POSTGRES_POOL_OVERFLOW)
-        kwargs.setdefault("connect_args", {"timeout": POSTGRES_CONNECT_TIMEOUT})
-    engine = create_async_engine(database_url, **kwargs)
+        connect_args: dict[str, Any] = {"timeout": POSTGRES_CONNECT_TIMEOUT}
+        if read_only:
+            connect_args["server_settings"] = {"default_transaction_read_only": "on"}
+        kwargs.setdefault("connect_args", connect_args)
+    target: str | URL = database_url
+    if read_only and not database_url.startswith("postgresql"):
+        target = read_only_sqlite_url(database_url)
+    engine = create_async_engine(target, **kwargs)
     if engine.dialect.name == "sqlite":
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, read_only=read_only)
     return engine
+
+
+def read_only_sqlite_url(database_url: str) -> URL:
+    """The URL that opens a SQLite file read-only (``file:PATH?mode=ro`` as a URI), so no
+    write access to the file is needed; an in-memory database as it is.
+
+    A WAL database is read through its ``-shm`` file, which exists while any process has
+    it open. When none has (the fleet is stopped) and the directory is not writable, the
+    ``-shm`` cannot be created and ``mode=ro`` alone fails with "attempt to write a
+    readonly database"; then the file is opened ``immutable``: with no ``-shm`` there is
+    no writer, so the file alone is the whole database.
+    """
+    url = make_url(database_url)
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    query = {"mode": "ro", "uri": "true"}
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(path + "-shm") and not os.access(directory, os.W_OK):
+        query["immutable"] = "1"
+    # A URL object, not its text: rendered and parsed again, the quoted path would be
+    # quoted twice. SQLAlchemy hands database and query to sqlite3 as "file:...?mode=ro".
+    return url.set(database="file:" + quote(path), query=query)
 
 
 async def serialize_lifecycle(conn: AsyncConnection) -> None:
@@ -59,7 +97,7 @@ async def serialize_lifecycle(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LIFECYCLE_LOCK})
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so we can emit BEGIN IMMEDIATE.
@@ -69,7 +107,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = NORMAL")
-            _enable_wal(cursor)
+            if not read_only:  # switching the journal mode is a write
+                _enable_wal(cursor)
         finally:
             cursor.close()
 
@@ -106,3 +145,27 @@ async def create_schema(engine: AsyncEngine) -> None:
         except OperationalError as exc:
             if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
                 raise
+
+
+async def missing_tables(engine: AsyncEngine) -> list[str]:
+    """The tables of the schema the database lacks (a read-only store cannot create
+    them, so it says which are missing instead)."""
+    async with engine.connect() as conn:
+        present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    return [table.name for table in metadata.sorted_tables if table.name not in present]
+
+
+_SQLITE_WORKER = "_connection_worker_thread"  # the target of aiosqlite's threads
+_SETTLE_TIMEOUT = 1.0  # seconds
+
+
+async def settle_failed_connections(threads_before: set[threading.Thread]) -> None:
+    """Wait (briefly) for the threads of connections that failed to open to end.
+
+    aiosqlite stops the thread of a connection that failed to open without waiting for
+    it; if the event loop closes first (a command that reports the error and exits), the
+    thread's last callback meets a closed loop and prints a traceback on stderr.
+    """
+    for thread in set(threading.enumerate()) - threads_before:
+        if _SQLITE_WORKER in thread.name:
+            await anyio.to_thread.run_sync(thread.join, _SETTLE_TIMEOUT)

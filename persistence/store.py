@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from sqlalchemy.exc import DBAPIError
 
 from persistence.audit import AuditStore
 from persistence.emergency import EmergencyStore
-from persistence.engine import create_engine, create_schema
+from persistence.engine import (
+    create_engine,
+    create_schema,
+    missing_tables,
+    settle_failed_connections,
+)
 from persistence.membership import MembershipStore
 from persistence.rollout_control import RolloutControlStore
 from persistence.rollouts import RolloutStore
@@ -30,23 +36,39 @@ class Store(
 
     @classmethod
     async def open(
-        cls, database_url: str, *, clock: Clock = time.time, server_time: bool = False
+        cls,
+        database_url: str,
+        *,
+        clock: Clock = time.time,
+        server_time: bool = False,
+        read_only: bool = False,
     ) -> Store:
         """Connect, create missing tables, and return a ready store. With ``server_time``
-        (for a real clock only) times are judged by the database server's clock.
+        (for a real clock only) times are judged by the database server's clock. With
+        ``read_only`` (``status``, ``events``) nothing is created and nothing can be
+        written: it needs only read access to the database (on SQLite, to its file: no
+        journal switch, no file beside it); every write raises the driver's error.
 
         Raises ``DatabaseUnavailable`` (naming the URL, password hidden) if the database
         cannot be opened: an error of its driver, or of the network (asyncpg raises a
         refused connection or an unknown host as a bare ``OSError``).
         """
-        engine = create_engine(database_url)
+        threads_before = set(threading.enumerate())
+        engine = create_engine(database_url, read_only=read_only)
         store = cls(engine, clock)
         try:
-            await create_schema(engine)
+            if not read_only:
+                await create_schema(engine)
+            elif missing := await missing_tables(engine):
+                raise DatabaseUnavailable(
+                    f"{hide_password(database_url)} is not a coordinator database "
+                    f"(no table {', '.join(missing)})"
+                )
             if server_time:
                 await store.align_clock_with_server()
         except (DBAPIError, OSError) as exc:
             await engine.dispose()
+            await settle_failed_connections(threads_before)
             if isinstance(exc, DatabaseUnavailable):  # the clock's read ran out of retries
                 raise
             raise DatabaseUnavailable(
