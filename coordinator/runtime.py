@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from coordinator.clock import Clock, SystemClock
@@ -26,6 +25,7 @@ from coordinator.driver import RolloutDriver
 from coordinator.emergency import judge, make_verifier
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
+from coordinator.logs import get_logger
 from coordinator.member_policy import Act, MemberAction, next_action
 from persistence import Change, ChangeFeed, FleetView, Store
 from persistence.emergency import Verifier
@@ -103,9 +103,7 @@ class OccurrenceRuntime:
         self.emergency_command: CommandRecord | None = None
         """The emergency command that stopped this occurrence, if one did."""
         self._last_note = ""
-        self._log: Any = structlog.get_logger("coordinator").bind(
-            occurrence_id=settings.occurrence_id
-        )
+        self._log: Any = get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
 
     # -- public surface -------------------------------------------------------------
 

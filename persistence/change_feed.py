@@ -18,9 +18,9 @@ from pathlib import Path
 
 import anyio
 import asyncpg
-import structlog
 from sqlalchemy import make_url
 
+from persistence.log import get_logger
 from persistence.transactions import ALL_CHANGES, Change, wake_file_of
 from persistence.transactions import NOTIFY_CHANNEL as CHANNEL
 
@@ -30,7 +30,7 @@ LIVENESS_CHECK = 2.0  # seconds between checks that the listening connection is 
 WAKE_CHECK = 0.05  # seconds between stat() calls of SQLite's wake file
 ANSWER_TIMEOUT = 5.0  # seconds; a partitioned link never errors, it only stays silent
 
-log = structlog.get_logger("coordinator.change_feed")
+log = get_logger("coordinator.change_feed")
 
 OnChange = Callable[[frozenset[Change]], None]
 """Called with what changed; every kind when the feed cannot tell (after a reconnect)."""

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
-import structlog
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_OPTION
+from persistence.log import get_logger
 from persistence.tables import events
 from persistence.write_gate import WriteGate, gate_file_of
 from schemas import DatabaseUnavailable, NewEvent
@@ -30,7 +30,7 @@ NETWORK_DEADLINE = 10.0
 (a dead link, a paused server) never errors: without a deadline a query would wait for
 TCP to give up, which takes many minutes, while leases expire around it."""
 
-log = structlog.get_logger("coordinator.store")
+log = get_logger("coordinator.store")
 
 NOTIFY_CHANNEL = "coordinator"
 _APPENDED = "coordinator_appended_events"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-import structlog
 from fastapi import FastAPI, Request, Response
 
 from coordinator.api import control, reads
@@ -22,11 +21,12 @@ from coordinator.api.context import Access, ApiContext
 from coordinator.api.diagnostics import package_versions
 from coordinator.api.errors import install_error_handlers, unhandled_error_response
 from coordinator.emergency import make_verifier
+from coordinator.logs import get_logger
 from coordinator.signing import load_trusted_keys
 from persistence import Store
 from schemas import Settings
 
-log = structlog.get_logger("coordinator.api")
+log = get_logger("coordinator.api")
 
 OPENAPI_PATH = "/openapi.json"
 DESCRIPTION = """\

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import APIRouter, Request, Security
 
 from coordinator.api.auth import GuardedRoute, bearer_scheme
@@ -18,13 +17,14 @@ from coordinator.api.bodies import (
 )
 from coordinator.api.context import context_of
 from coordinator.api.errors import ApiError, ErrorBody
+from coordinator.logs import get_logger
 from schemas import (
     CommandRecord,
     RolloutAction,
     SignedCommand,
 )
 
-log = structlog.get_logger("coordinator.api")
+log = get_logger("coordinator.api")
 
 router = APIRouter(route_class=GuardedRoute, dependencies=[Security(bearer_scheme)])
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from coordinator.logs import get_logger
 from persistence import database_failure
 from schemas import NotFound
 
-log = structlog.get_logger("coordinator.api")
+log = get_logger("coordinator.api")
 
 _GENERIC_CODES = {
     400: "bad_request",

@@ -8,18 +8,18 @@ import socket
 from collections.abc import Iterator
 
 import anyio
-import structlog
 import uvicorn
 
 from coordinator.api.app import OPENAPI_PATH, create_app
 from coordinator.api.context import context_of
+from coordinator.logs import get_logger
 from coordinator.runtime import CLOCK_REALIGN_INTERVAL
 from persistence import Store
 from schemas import Settings
 
 GRACEFUL_SHUTDOWN = 5  # seconds requests in flight get after a stop signal
 
-log = structlog.get_logger("coordinator.api")
+log = get_logger("coordinator.api")
 
 
 async def serve_api(settings: Settings, url: str, listener: socket.socket, read_only: bool) -> None:
