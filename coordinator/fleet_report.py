@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from coordinator.terminal_text import printable
 from persistence import Store
 from schemas import OccurrenceRecord, RolloutRecord, RolloutStatus, WaveRecord, WaveStatus
 
@@ -112,7 +113,7 @@ def render(report: dict[str, Any]) -> str:
                         o["state"],
                         "yes" if o["alive"] else "no",
                         o["last_heartbeat_at"] or "-",
-                        f"{o['host']}/{o['pid']}",
+                        printable(f"{o['host']}/{o['pid']}"),
                     ]
                     for o in occ
                 ],
@@ -122,11 +123,29 @@ def render(report: dict[str, Any]) -> str:
     parts.append(f"Rollouts (newest first): {len(report['rollouts'])}")
     for r in report["rollouts"]:
         parts.append(
-            f"{r['rollout_id']}  {r['kind']:<8}  {r['status']:<9}  decided by {r['decided_by']}"
-            f" ({r['decision']}) at {r['created_at']}"
-            + (f"  aborted: {r['abort_reason']}" if r["abort_reason"] else "")
+            f"{r['rollout_id']}  {r['kind']:<8}  {r['status']:<9}  decided by "
+            f"{printable(r['decided_by'])} ({r['decision']}) at {r['created_at']}"
+            + (f"  aborted: {printable(r['abort_reason'])}" if r["abort_reason"] else "")
         )
         for w in r["waves"]:
             members = ", ".join(w["members"]) or "-"
             parts.append(f"    {w['group']:<14} {w['status']:<9} {members}")
+        if r["current_wave"] is not None:
+            parts.append("    " + current_wave_line(r["current_wave"]))
     return "\n".join(parts)
+
+
+def current_wave_line(wave: dict[str, Any]) -> str:
+    """ "now: general wave, soaking; then checks ...; next check in 4.2 s, times out in
+    295 s" (a wave not yet signalled has neither)."""
+    timing = [
+        f"{label} {seconds:g} s"
+        for label, seconds in (
+            ("next check in", wave["next_check_in"]),
+            ("times out in", wave["time_left"]),
+        )
+        if seconds is not None
+    ]
+    return f"now: {wave['group']} wave, {wave['gate']}" + (
+        "; " + ", ".join(timing) if timing else ""
+    )

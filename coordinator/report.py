@@ -6,10 +6,11 @@ not what the harness believes happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from coordinator.rollout_machine import last_wave_index
+from coordinator.terminal_text import printable
 from schemas import (
     CommandKind,
     EventKind,
@@ -90,8 +91,15 @@ def clock_label(seconds: float) -> str:
     return f"T+{whole // 60}:{whole % 60:02d}"
 
 
-def describe(event: EventRecord) -> str | None:
-    """One readable line for a timeline, or None for events the timeline leaves out."""
+def describe(
+    event: EventRecord, signalled: Mapping[tuple[str | None, str], Sequence[str]] | None = None
+) -> str | None:
+    """One readable line for a timeline, or None for events the timeline leaves out.
+
+    ``signalled`` holds the members of each wave signalled so far, by (rollout, wave): a
+    healthy wave then says how many of its members reached the state, and who was not
+    judged (a shutdown's driver leaves after recording the result). Stored text (reasons,
+    requesters, errors) is shown as written: escape it (``printable``) to print it."""
     d = event.details
     who = event.occurrence_id or "?"
     wave = event.wave.value if event.wave else ""
@@ -120,9 +128,12 @@ def describe(event: EventRecord) -> str | None:
         members = d.get("members", [])
         return f"Wave {number} ({wave}) signalled: {', '.join(members)}"
     if kind == EventKind.WAVE_HEALTHY:
-        failed = d.get("failed") or []
-        extra = f"; failed: {', '.join(failed)}" if failed else ""
-        return f"Wave {number} ({wave}) healthy: {len(d.get('reached', []))} reached{extra}"
+        return f"Wave {number} ({wave}) healthy: " + _gate_result(
+            d.get("reached") or [],
+            d.get("failed") or [],
+            (signalled or {}).get((event.rollout_id, wave)),
+            event.occurrence_id,
+        )
     if kind == EventKind.WAVE_FAILED:
         failed = d.get("failed", []) + d.get("pending", [])
         return f"Wave {number} ({wave}) FAILED its health gate: {', '.join(failed) or '-'}"
@@ -155,10 +166,47 @@ def describe(event: EventRecord) -> str | None:
     return None
 
 
+def _gate_result(
+    reached: Sequence[str], failed: Sequence[str], members: Sequence[str] | None, driver: str | None
+) -> str:
+    """ "5 of 6 reached; occurrence-3 (driving) leaves after the result"."""
+    if members is None:  # the wave's signal was not seen (a trail read from its middle)
+        text = f"{len(reached)} reached"
+    else:
+        text = f"{len(reached)} of {len(members)} reached"
+    if failed:
+        text += f"; failed: {', '.join(failed)}"
+    unjudged = [m for m in members or () if m not in reached and m not in failed]
+    if unjudged == [driver]:
+        text += f"; {driver} (driving) leaves after recording the result"
+    elif unjudged:
+        text += f"; not judged: {', '.join(unjudged)}"
+    return text
+
+
+class Timeline:
+    """Describes events in order, remembering each wave's members from its signal."""
+
+    def __init__(self) -> None:
+        self._signalled: dict[tuple[str | None, str], list[str]] = {}
+
+    def describe(self, event: EventRecord) -> str | None:
+        """``describe`` with the waves seen so far, escaped for a terminal."""
+        if event.kind == EventKind.WAVE_SIGNALLED and event.wave is not None:
+            members = [str(m) for m in event.details.get("members", [])]
+            self._signalled[(event.rollout_id, event.wave.value)] = members
+        text = describe(event, self._signalled)
+        return None if text is None else printable(text)
+
+    def lines(self, events: Iterable[EventRecord], origin: float) -> list[str]:
+        found = []
+        for event in events:
+            text = self.describe(event)
+            if text is not None:
+                found.append(f"{clock_label(event.at - origin)}  {text}")
+        return found
+
+
 def timeline(events: Iterable[EventRecord], origin: float) -> list[str]:
-    lines = []
-    for event in events:
-        text = describe(event)
-        if text is not None:
-            lines.append(f"{clock_label(event.at - origin)}  {text}")
-    return lines
+    """The readable lines of ``events``, in simulated time from ``origin``."""
+    return Timeline().lines(events, origin)

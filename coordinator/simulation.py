@@ -24,7 +24,12 @@ from coordinator.emergency import make_verifier
 from coordinator.emergency_report import AckReport, expected_targets
 from coordinator.engine import ScriptedEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
-from coordinator.report import min_available_during_shutdown, rollout_summary, timeline
+from coordinator.report import (
+    Timeline,
+    min_available_during_shutdown,
+    rollout_summary,
+    timeline,
+)
 from coordinator.runtime import OccurrenceRuntime
 from coordinator.signing import new_command, public_key_text, sign
 from persistence import Store
@@ -42,6 +47,11 @@ DEFAULT_OCCURRENCES = 9
 DEFAULT_TIME_SCALE = 15.0
 """Simulated seconds per wall-clock second: the default lifecycle (about 200 simulated
 seconds with the production timings) then takes about 13 s."""
+MIN_TIME_SCALE = 0.1
+MAX_TIME_SCALE = 1_000.0
+"""Beyond this a simulated poll interval is shorter than a real database round trip: the
+occurrences would spin instead of simulating the fleet."""
+MAX_OCCURRENCES = 500  # tasks of one process on one SQLite file
 FOLLOW_INTERVAL = 0.1  # wall seconds between reads of the audit trail while following
 SETTLE_POLLS = 200  # at 0.5 simulated seconds each
 SETTLED_AFTER_WAKEUP = (OccurrenceState.WORK, OccurrenceState.FAILED)
@@ -64,12 +74,17 @@ class SimulationConfig:
     """Settings for every simulated occurrence (e.g. shorter soaks), on top of the env."""
 
     def __post_init__(self) -> None:
-        if self.occurrences < 1:
-            raise ValueError(f"--occurrences must be at least 1 (got {self.occurrences})")
+        if not 1 <= self.occurrences <= MAX_OCCURRENCES:
+            raise ValueError(
+                f"--occurrences must be from 1 to {MAX_OCCURRENCES} (got {self.occurrences})"
+            )
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r} (choose from {SCENARIOS})")
-        if self.time_scale <= 0:
-            raise ValueError(f"--time-scale must be > 0 (got {self.time_scale})")
+        if not MIN_TIME_SCALE <= self.time_scale <= MAX_TIME_SCALE:  # NaN fails too
+            raise ValueError(
+                f"--time-scale must be from {MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g} "
+                f"(got {self.time_scale})"
+            )
         if self.fail is not None and self.scenario in ("reject", "emergency"):
             raise ValueError(f"--fail does not apply to the {self.scenario} scenario")
         if self.scenario == "emergency" and self.occurrences < 2:
@@ -99,9 +114,13 @@ def _hooks(config: SimulationConfig) -> LifecycleHooks:
 
 
 async def simulate(
-    config: SimulationConfig, *, on_line: Callable[[str], None] | None = None
+    config: SimulationConfig,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the scenario and return the report; ``on_line`` receives the live timeline."""
+    """Run the scenario and return the report; ``on_line`` receives the live timeline,
+    ``on_start`` is called once the database is open and the fleet about to start."""
     workdir = None
     url = config.database_url
     if url is None:
@@ -114,6 +133,8 @@ async def simulate(
         raise ValueError(
             f"--db {config.database_url} already holds a fleet; simulate needs an empty database"
         )
+    if on_start is not None:
+        on_start()
     engine = ScriptedEngine(accept_shutdown=config.scenario != "reject")
     # The operator's key for the emergency scenario: made for this run, kept in memory.
     key = Ed25519PrivateKey.generate() if config.scenario == "emergency" else None
@@ -280,9 +301,10 @@ async def _settle(clock: ScaledClock, done: Callable[[], bool]) -> None:
 
 async def _follow(store: Store, origin: float, on_line: Callable[[str], None]) -> None:
     after = 0
+    lines = Timeline()  # one for the whole run: it remembers each wave's members
     while True:
         for event in await store.events(after_id=after):
             after = event.event_id
-            for line in timeline([event], origin):
+            for line in lines.lines([event], origin):
                 on_line(line)
         await anyio.sleep(FOLLOW_INTERVAL)

@@ -7,10 +7,12 @@ value into one ``ConfigurationError`` that names the offending settings.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any, Self, get_args
+from typing import Annotated, Any, Self, get_args
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     Field,
     SecretStr,
@@ -71,6 +73,47 @@ def hide_password(url: str) -> str:
     return _SECRET_QUERY.sub(rf"\1{REDACTED}", f"{scheme}{sep}{rest}")
 
 
+# Sane ranges of the durations (seconds). Below MIN_INTERVAL a poll loop is a busy loop;
+# above the maxima a deadline is "never" in practice, and 1e308 overflows the arithmetic
+# of leases and clocks at run time instead of failing here.
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 3_600.0
+MAX_DURATION = 7 * 86_400.0
+MAX_DECISION_WINDOW = 366 * 86_400.0
+
+
+def plain_number(value: float) -> str:
+    """``604800`` rather than ``604800.0`` or ``6.048e+05``; ``0.01`` as it is."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _within(low: float, high: float) -> AfterValidator:
+    def check(value: float) -> float:
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"must be from {plain_number(low)} to {plain_number(high)} seconds")
+        return value
+
+    return AfterValidator(check)
+
+
+Interval = Annotated[float, _within(MIN_INTERVAL, MAX_INTERVAL)]
+"""How often something is done: from 10 ms to an hour."""
+Duration = Annotated[float, _within(MIN_INTERVAL, MAX_DURATION)]
+"""A lifetime or a timeout: from 10 ms to a week."""
+Wait = Annotated[float, _within(0.0, MAX_DURATION)]
+"""A wait that may be none: from 0 to a week."""
+Window = Annotated[float, _within(MIN_INTERVAL, MAX_DECISION_WINDOW)]
+
+
+def _utf8(value: str) -> str:
+    """Refuse text with lone surrogates (bytes of the environment that are not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text") from None
+    return value
+
+
 def _env(name: str, *extra: str) -> AliasChoices:
     # No bare field name here: aliases ignore env_prefix, so it would read OCCURRENCE_ID.
     # Keyword arguments still work through populate_by_name.
@@ -99,17 +142,17 @@ class Settings(BaseSettings):
         ),
         description="how many occurrences the decider waits for before it snapshots the groups",
     )
-    poll_interval: float = Field(default=1.0, gt=0)
-    heartbeat_interval: float = Field(default=5.0, gt=0)
-    member_ttl: float = Field(default=30.0, gt=0)
-    lease_ttl: float = Field(default=15.0, gt=0)
-    explorer_soak: float = Field(default=30.0, ge=0)
-    early_adopter_soak: float = Field(default=60.0, ge=0)
-    health_timeout: float = Field(default=300.0, gt=0)
-    health_poll: float = Field(default=5.0, gt=0)
+    poll_interval: Interval = 1.0
+    heartbeat_interval: Interval = 5.0
+    member_ttl: Duration = 30.0
+    lease_ttl: Duration = 15.0
+    explorer_soak: Wait = 30.0
+    early_adopter_soak: Wait = 60.0
+    health_timeout: Duration = 300.0
+    health_poll: Interval = 5.0
     early_adopter_fraction: float = Field(default=0.3, gt=0, lt=1)
-    decision_window: float = Field(default=86400.0, gt=0)
-    discovery_grace: float = Field(default=10.0, ge=0)
+    decision_window: Window = 86400.0
+    discovery_grace: Wait = 10.0
     engine: str | None = Field(
         default=None,
         description="decision engine of `run` as package.module:attr (unset: built-in accept)",
@@ -119,7 +162,7 @@ class Settings(BaseSettings):
         description="comma-separated paths or base64 Ed25519 public keys trusted to sign "
         "emergency commands",
     )
-    emergency_max_age: float = Field(default=300.0, gt=0)
+    emergency_max_age: Duration = 300.0
     api_token: SecretStr | None = Field(
         default=None,
         description="bearer token the control API demands on mutating routes (`serve`)",
@@ -128,7 +171,12 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        return normalize_database_url(value)
+        return normalize_database_url(_utf8(value))
+
+    @field_validator("engine", "trusted_keys")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _utf8(value)
 
     @field_validator("api_token")
     @classmethod

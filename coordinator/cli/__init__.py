@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from coordinator.cli import (
     emergency_cmd,
@@ -17,15 +18,35 @@ from coordinator.cli import (
     smoke_cmd,
     status_cmd,
 )
+from coordinator.cli.arguments import CommandParser, HelpFormatter, examples
 from coordinator.logs import configure_logging
+
+DISTRIBUTION = "coordinator"
+
+
+def installed_version() -> str:
+    """The version of the installed distribution (its metadata, not a copy in the code)."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = CommandParser(
         prog="python -m coordinator",
         description="Coordinate the N occurrences of one agent: one decision per wakeup or "
-        "shutdown, rolled out in canary waves with health gates.",
+        "shutdown, rolled out in canary waves with health gates. "
+        "`python -m coordinator COMMAND --help` documents each command.",
+        epilog=examples(
+            "python -m coordinator simulate                  # watch 9 occurrences, no setup",
+            "python -m coordinator run --db sqlite:///fleet.db --occurrence-id occurrence-1",
+            "python -m coordinator status --db sqlite:///fleet.db",
+            'python -m coordinator shutdown --db sqlite:///fleet.db --reason "maintenance" --wait',
+        ),
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate_cmd.add_parser(commands)
     run_cmd.add_parser(commands)

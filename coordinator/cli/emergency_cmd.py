@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import time
 from typing import Any
 
 import anyio
 from pydantic import ValidationError
 
+from coordinator.cli.arguments import (
+    add_command,
+    reason_text,
+    requester_text,
+    seconds,
+    utf8_text,
+)
 from coordinator.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -36,10 +45,13 @@ from schemas import (
 
 EXIT_TIMEOUT = 4
 WAIT_POLL = 0.05  # seconds between reads of the acknowledgements
+MAX_WAIT = 86_400.0  # seconds: --timeout of --wait
+MAX_KEY_FILE_BYTES = 64 * 1024  # a PEM Ed25519 private key is 119 bytes
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "emergency-shutdown",
         help="stop occurrences now with a signed command (no decision, no waves)",
         description="Sign an emergency shutdown with an Ed25519 private key and record it. "
@@ -49,15 +61,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Exit 0 when recorded (with --wait: when every target stopped; with --print: "
         "printed), 1 when refused or a target refused, 2 on bad input, 4 when --wait timed "
         "out.",
+        example_lines=(
+            'python -m coordinator emergency-shutdown --reason "runaway costs" \\',
+            "    --key ~/.coordinator/coordinator_ed25519 --wait",
+            'python -m coordinator emergency-shutdown --reason "stuck" --target occurrence-7 \\',
+            "    --key ~/.coordinator/coordinator_ed25519 --print > stop.json",
+        ),
     )
     add_database_flag(parser)
-    parser.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    parser.add_argument(
+        "--reason", required=True, type=reason_text, help="why (kept in the audit trail)"
+    )
     parser.add_argument("--key", required=True, metavar="PRIVATE_KEY", help="from keys generate")
     parser.add_argument(
         "--target",
         action="append",
         default=[],
         metavar="ID",
+        type=utf8_text,
         help="an occurrence to stop (repeat for more; default: the whole fleet)",
     )
     then = parser.add_mutually_exclusive_group()
@@ -76,12 +97,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(0, MAX_WAIT),
         default=30.0,
         metavar="SECONDS",
-        help="how long --wait waits (default 30)",
+        help="how long --wait waits (0 to 86400; default 30)",
     )
-    parser.add_argument("--by", default=None, help="who asks (default: user@host)")
+    parser.add_argument(
+        "--by", default=None, type=requester_text, help="who asks (default: user@host)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=handle)
 
@@ -89,6 +112,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     command = "emergency-shutdown"
     try:
+        check_key_file(args.key)
         key = load_private_key(args.key)
         order = new_command(args.reason, args.target, now=time.time())
         if not args.print:
@@ -109,6 +133,22 @@ def handle(args: argparse.Namespace) -> int:
         return anyio.run(_issue, url, settings, signed, args)
     except DatabaseUnavailable as exc:
         return refuse(command, exc)
+
+
+def check_key_file(path: str) -> None:
+    """Refuse a --key that is not a small regular file before anything reads it: a device
+    (``/dev/zero``) or a FIFO would be read forever, a huge file whole into memory."""
+    try:
+        found = os.stat(os.path.expanduser(path))
+    except OSError:
+        return  # loading it says what is wrong (no such file, no permission)
+    if not stat.S_ISREG(found.st_mode):
+        raise ConfigurationError(f"--key: {path} is not a regular file (expected a private key)")
+    if found.st_size > MAX_KEY_FILE_BYTES:
+        raise ConfigurationError(
+            f"--key: {path} has {found.st_size} bytes; a private key file has at most "
+            f"{MAX_KEY_FILE_BYTES} (expected one written by `keys generate`)"
+        )
 
 
 async def _issue(url: str, settings: Settings, signed: SignedCommand, args: Any) -> int:

@@ -10,33 +10,47 @@ from typing import Any
 
 import anyio
 
+from coordinator.cli.arguments import add_command, bounded_int, utf8_text
 from coordinator.cli.options import (
     EXIT_OK,
     add_database_flag,
     existing_database_url,
     refuse,
 )
-from coordinator.cli.status_cmd import positive_int
+from coordinator.terminal_text import printable
 from persistence import Change, ChangeFeed, Store
 from schemas import ConfigurationError, DatabaseUnavailable, EventRecord
 
+MAX_LIMIT = 10_000
 FOLLOW_POLL = 1.0  # seconds between reads when no change notification arrives
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "events",
         help="show the audit trail",
         description="Show the audit trail, newest last: every decision, wave transition, "
         "state change, operator command and refusal. With --follow, keep printing new events "
-        "until interrupted (Ctrl-C).",
+        "until interrupted (Ctrl-C). Text output escapes control characters of stored text "
+        "(\\x1b, \\u202e); --json prints it exactly. Needs only read access to the database.",
+        example_lines=(
+            "python -m coordinator events --db sqlite:///./fleet.db --limit 20",
+            "python -m coordinator events --follow --rollout shutdown_3f2a9c1b7d6e",
+            "python -m coordinator events --json | jq -c 'select(.kind == \"wave_failed\")'",
+        ),
     )
     add_database_flag(parser)
     parser.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--rollout", metavar="ID", default=None, help="only this rollout's")
     parser.add_argument(
-        "--limit", type=positive_int, default=50, help="how many of the newest (default 50)"
+        "--rollout", metavar="ID", type=utf8_text, default=None, help="only this rollout's"
+    )
+    parser.add_argument(
+        "--limit",
+        type=bounded_int(1, MAX_LIMIT),
+        default=50,
+        help="how many of the newest (default 50)",
     )
     parser.set_defaults(handler=handle)
 
@@ -56,7 +70,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _show(url: str, args: argparse.Namespace) -> None:
-    store = await Store.open(url)
+    store = await Store.open(url, read_only=True)  # reading needs no write access
     try:
         shown = await store.latest_events(args.limit, rollout_id=args.rollout)
         _print(shown, args.json)
@@ -95,6 +109,8 @@ def as_dict(event: EventRecord) -> dict[str, Any]:
 
 
 def render(event: EventRecord) -> str:
+    """One line of text; stored text is escaped (``printable``), so what an occurrence,
+    an engine or an operator wrote cannot act on the terminal or span lines."""
     where = " ".join(
         part
         for part in (
@@ -104,8 +120,11 @@ def render(event: EventRecord) -> str:
         )
         if part
     )
-    details = " ".join(f"{k}={_short(v)}" for k, v in event.details.items() if v is not None)
-    return f"{event.event_id:>6}  {_iso(event.at)}  {event.kind:<24} {where}  {details}".rstrip()
+    details = " ".join(
+        f"{printable(k)}={_short(v)}" for k, v in event.details.items() if v is not None
+    )
+    line = f"{event.event_id:>6}  {_iso(event.at)}  {printable(event.kind):<24} {printable(where)}"
+    return f"{line}  {details}".rstrip()
 
 
 def _iso(at: float) -> str:
@@ -113,5 +132,5 @@ def _iso(at: float) -> str:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
+    text = printable(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     return text if len(text) <= 80 else text[:77] + "..."

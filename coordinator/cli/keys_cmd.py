@@ -7,6 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
+from coordinator.cli.arguments import add_command, utf8_text
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
 from coordinator.signing import TRUSTED_KEYS_ENV, generate_key_pair, load_trusted_keys
 
@@ -14,22 +15,27 @@ DEFAULT_KEY_NAME = "coordinator_ed25519"
 PRIVATE_KEY_MODE = 0o600
 PUBLIC_KEY_MODE = 0o644
 KEY_DIR_MODE = 0o700
+KEYS_EXAMPLE = "python -m coordinator keys generate --out ~/.coordinator"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "keys",
         help="manage the keys that sign emergency shutdown commands",
         description="Manage the Ed25519 keys that sign emergency shutdown commands.",
+        example_lines=(KEYS_EXAMPLE,),
     )
     actions = parser.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
-    generate = actions.add_parser(
+    generate = add_command(
+        actions,
         "generate",
         help="write a new key pair",
         description="Write a new Ed25519 key pair: DIR/NAME, the private key (mode 600; keep "
         "it with the operators, off the fleet), and DIR/NAME.pub, the public key every "
         f"occurrence trusts through {TRUSTED_KEYS_ENV}. Exit 0 written, 1 could not write, "
         "2 bad arguments or the files exist.",
+        example_lines=(KEYS_EXAMPLE,),
     )
     generate.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="directory (created if missing)"
@@ -37,6 +43,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     generate.add_argument(
         "--name",
         default=DEFAULT_KEY_NAME,
+        type=utf8_text,
         help=f"file name of the private key ({DEFAULT_KEY_NAME})",
     )
     generate.add_argument(

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from schemas import ConfigurationError, Settings, load_settings
+from coordinator.cli.arguments import utf8_text
+from schemas import ConfigurationError, DatabaseUnavailable, Settings, load_settings
 from schemas.settings import (
     API_TOKEN_ENV,
     SECRET_SETTINGS,
@@ -21,6 +22,8 @@ from schemas.settings import (
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+"""Bad input or configuration: refused at start, nothing changed (argparse's own code
+for a usage error, so its refusals and ours agree)."""
 EXIT_EMERGENCY = 3
 """``run``: stopped by an operator's emergency command."""
 
@@ -48,6 +51,7 @@ def add_database_flag(parser: argparse.ArgumentParser) -> None:
         "--db",
         dest="database_url",
         metavar="URL",
+        type=utf8_text,
         help=f"database URL (env {setting_env_name('database_url')}; "
         "default sqlite+aiosqlite:///./coordinator.db)",
     )
@@ -79,8 +83,21 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             flag,
             dest=name,
             metavar="VALUE",
+            type=utf8_text,
             help=f"env {setting_env_name(name)} (default {default})",
         )
+
+
+def database_error(exc: BaseException) -> DatabaseUnavailable | None:
+    """The database error behind ``exc``, also when a task group wrapped it."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = database_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

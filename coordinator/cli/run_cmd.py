@@ -9,33 +9,42 @@ import sys
 from typing import NoReturn
 
 import anyio
-import structlog
 
+from coordinator.cli.arguments import add_command
 from coordinator.cli.options import (
     EXIT_EMERGENCY,
     EXIT_FAILED,
     EXIT_OK,
     add_logging_flags,
     add_settings_flags,
+    database_error,
     refuse,
     settings_from_args,
 )
 from coordinator.emergency import make_verifier
 from coordinator.engine_loader import LoadedEngine, load_engine
-from coordinator.logs import configure_logging
+from coordinator.logs import configure_logging, get_logger
 from coordinator.runtime import OccurrenceRuntime
-from schemas import ConfigurationError, DatabaseUnavailable, OccurrenceState, Settings
+from schemas import ConfigurationError, OccurrenceState, Settings
 
 HELP = "run one occurrence: wake up through the fleet, serve, leave on a coordinated shutdown"
 # The decision engine is the built-in one (accepts) unless --engine names another.
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "run",
         help=HELP,
         description=HELP + ". Exit codes: 0 after a coordinated shutdown or a stop signal, "
-        "1 on failure (or a rejected wakeup), 2 for bad configuration.",
+        "1 on failure (or a rejected wakeup), 2 for bad configuration, 3 after an emergency "
+        "stop.",
+        example_lines=(
+            "AGENT_OCCURRENCE_COUNT=3 python -m coordinator run --db sqlite:///./fleet.db \\",
+            "    --occurrence-id occurrence-1",
+            "python -m coordinator run --db postgresql://user@db-host/fleet --log-json \\",
+            "    --engine my_agent.engine:MyEngine --poll-interval 0.5",
+        ),
     )
     add_settings_flags(parser)
     add_logging_flags(parser)
@@ -53,7 +62,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         code = anyio.run(_serve, settings, loaded)
     except Exception as exc:
-        unreachable = _database_error(exc)
+        unreachable = database_error(exc)
         if unreachable is None:
             raise
         return refuse("run", unreachable)
@@ -74,20 +83,8 @@ def _exit_at_once(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _database_error(exc: BaseException) -> DatabaseUnavailable | None:
-    """The database error behind ``exc``, also when a task group wrapped it."""
-    if isinstance(exc, DatabaseUnavailable):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _database_error(inner)
-            if found is not None:
-                return found
-    return None
-
-
 async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
-    log = structlog.get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
+    log = get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
     log.info("engine_loaded", source=loaded.source)
     runtime = OccurrenceRuntime(settings, engine=loaded.engine)
     signalled: list[int] = []

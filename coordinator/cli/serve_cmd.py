@@ -7,6 +7,7 @@ import socket
 
 import anyio
 
+from coordinator.cli.arguments import add_command, bounded_int, utf8_text
 from coordinator.cli.options import (
     EXIT_OK,
     add_database_flag,
@@ -27,7 +28,8 @@ LISTEN_BACKLOG = 128
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "serve",
         help="serve the HTTP control API (status, events, metrics, commands)",
         description="Serve the HTTP control API over the fleet's database: status, events, "
@@ -37,14 +39,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "at /openapi.json (no /docs pages: they need a CDN). Exit "
         "0 after SIGTERM or SIGINT, 2 for bad configuration, a missing or unreachable "
         "database, or an address that cannot be bound.",
+        example_lines=(
+            "export COORDINATOR_API_TOKEN=$(openssl rand -hex 32)",
+            "python -m coordinator serve --db sqlite:///./fleet.db --port 8077",
+            "python -m coordinator serve --read-only --host 0.0.0.0 --port 0",
+        ),
     )
     add_database_flag(parser)
     parser.add_argument(
-        "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})"
+        "--host",
+        default=DEFAULT_HOST,
+        type=utf8_text,
+        help=f"address to listen on (default {DEFAULT_HOST})",
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=bounded_int(0, 65535),
         default=DEFAULT_PORT,
         help=f"port (default {DEFAULT_PORT}; 0 picks a free one, printed at start)",
     )
@@ -65,8 +75,6 @@ def handle(args: argparse.Namespace) -> int:
         url = existing_database_url(args)
     except ConfigurationError as exc:
         return refuse("serve", exc)
-    if not 0 <= args.port <= 65535:
-        return refuse("serve", f"--port must be 0-65535 (got {args.port})")
     try:
         listener = _listen(args.host, args.port)
     except OSError as exc:

@@ -8,11 +8,15 @@ from typing import Any
 
 import anyio
 
-from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
+from coordinator.cli.arguments import add_command, bounded_float, bounded_int, utf8_text
+from coordinator.cli.options import EXIT_FAILED, EXIT_OK, database_error, refuse
 from coordinator.logs import configure_logging
 from coordinator.simulation import (
     DEFAULT_OCCURRENCES,
     DEFAULT_TIME_SCALE,
+    MAX_OCCURRENCES,
+    MAX_TIME_SCALE,
+    MIN_TIME_SCALE,
     SCENARIOS,
     SimulationConfig,
     simulate,
@@ -22,7 +26,8 @@ from schemas.settings import normalize_database_url
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "simulate",
         help="run N occurrences in one process and print the rollout timeline",
         description="Run N occurrences as concurrent tasks in one process on a fresh "
@@ -34,9 +39,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "every occurrence: the rollout is aborted, and the summary lists who stopped, who "
         "refused, who did not answer, and each cancel-to-ack latency with p50/p95/max, in "
         "wall-clock ms). --fail breaks one wave: in the wakeup rollout for lifecycle and "
-        "wakeup, in the shutdown rollout for shutdown.",
+        "wakeup, in the shutdown rollout for shutdown. Exit 0 when it ran, 1 if it did not "
+        "finish in time, 2 on bad arguments or a database it cannot open or use.",
+        example_lines=(
+            "python -m coordinator simulate",
+            "python -m coordinator simulate --occurrences 5 --fail early_adopter",
+            "python -m coordinator simulate --scenario emergency --time-scale 30 --json",
+        ),
     )
-    parser.add_argument("--occurrences", type=int, default=DEFAULT_OCCURRENCES, metavar="N")
+    parser.add_argument(
+        "--occurrences",
+        type=bounded_int(1, MAX_OCCURRENCES),
+        default=DEFAULT_OCCURRENCES,
+        metavar="N",
+        help=f"how many (1 to {MAX_OCCURRENCES}; default {DEFAULT_OCCURRENCES})",
+    )
     parser.add_argument("--scenario", choices=SCENARIOS, default="lifecycle")
     parser.add_argument(
         "--fail",
@@ -45,12 +62,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=bounded_float(MIN_TIME_SCALE, MAX_TIME_SCALE, "a time scale"),
         default=DEFAULT_TIME_SCALE,
         metavar="X",
-        help=f"simulated seconds per real second (default {DEFAULT_TIME_SCALE:g})",
+        help=f"simulated seconds per real second ({MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g}; "
+        f"default {DEFAULT_TIME_SCALE:g})",
     )
-    parser.add_argument("--db", metavar="URL", help="use this database instead of a temp file")
+    parser.add_argument(
+        "--db", metavar="URL", type=utf8_text, help="use this database instead of a temp file"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.set_defaults(handler=handle)
 
@@ -67,19 +87,28 @@ def handle(args: argparse.Namespace) -> int:
     except (ValueError, ConfigurationError) as exc:
         return refuse("simulate", exc)
     configure_logging("error")
-    if not args.json:
+
+    def header() -> None:
         fail = f", --fail {config.fail.value}" if config.fail else ""
         print(
-            f"Simulating {config.occurrences} occurrences, scenario {config.scenario}{fail}, "
-            f"time x{config.time_scale:g} (times below are simulated)\n"
+            f"Simulating {plural(config.occurrences, 'occurrence')}, scenario "
+            f"{config.scenario}{fail}, time x{config.time_scale:g} (times below are "
+            "simulated)\n"
         )
+
     on_line = None if args.json else (lambda line: print(line, flush=True))
+    on_start = None if args.json else header
     try:
-        report = anyio.run(lambda: simulate(config, on_line=on_line))
+        report = anyio.run(lambda: simulate(config, on_line=on_line, on_start=on_start))
     except TimeoutError:
         return refuse("simulate", "the simulation did not finish in time", EXIT_FAILED)
     except ValueError as exc:
         return refuse("simulate", exc)
+    except Exception as exc:
+        unavailable = database_error(exc)
+        if unavailable is None:
+            raise
+        return refuse("simulate", unavailable)
     if args.json:
         report.pop("timeline")
         report.pop("emergency_lines")
@@ -89,14 +118,17 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def plural(count: int, noun: str) -> str:
+    """ "1 occurrence", "9 occurrences"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def summary(report: dict[str, Any]) -> str:
     lines = ["Summary"]
     for r in report["rollouts"]:
         lines.append(
             f"  {r['kind']:<8} {r['status']:<9} decided {r['decision']} by {r['decided_by']}"
-            f" ({r['decision_invocations']} decision call"
-            + ("" if r["decision_invocations"] == 1 else "s")
-            + ")"
+            f" ({plural(r['decision_invocations'], 'decision call')})"
         )
         for w in r["waves"]:
             span = ""
@@ -105,8 +137,8 @@ def summary(report: dict[str, Any]) -> str:
                 span = f" T+{w['started_at']:g}s -> " + (f"T+{end:g}s" if end is not None else "…")
             failed = f" failed: {', '.join(w['failed'])}" if w["failed"] else ""
             lines.append(
-                f"      {w['group']:<14} {w['status']:<8} {len(w['members'])} member(s){span}"
-                + failed
+                f"      {w['group']:<14} {w['status']:<8} "
+                f"{plural(len(w['members']), 'member'):<10}{span}{failed}"
             )
         if r["abort_reason"]:
             lines.append(f"      aborted: {r['abort_reason']}")

@@ -6,15 +6,20 @@ import argparse
 import json
 import os
 
+from coordinator.cli.arguments import add_command, bounded_int, seconds, utf8_text
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
 from schemas.settings import API_TOKEN_ENV
 
 DEFAULT_TIMEOUT = 10.0  # seconds per request
+MIN_TIMEOUT = 0.01
+MAX_TIMEOUT = 3_600.0
+MAX_MIN_ALIVE = 1_000_000
 BACKENDS = ("sqlite", "postgresql")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "smoke",
         help="check a running control API (status, diagnostics, metrics, token)",
         description="Check a running control API without changing anything: status, "
@@ -22,40 +27,57 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "OpenAPI schema, and with a token that the token is accepted. Prints one line per "
         "check. Exit 0 all passed, 1 something is off (the reasons are printed), 2 bad "
         "arguments.",
+        example_lines=(
+            "python -m coordinator smoke --base-url http://127.0.0.1:8077",
+            "COORDINATOR_API_TOKEN=... python -m coordinator smoke --base-url "
+            "http://127.0.0.1:8077 --expect-backend postgresql --min-alive 3",
+        ),
     )
     parser.add_argument(
-        "--base-url", required=True, metavar="URL", help="e.g. http://127.0.0.1:8077"
+        "--base-url",
+        required=True,
+        metavar="URL",
+        type=utf8_text,
+        help="e.g. http://127.0.0.1:8077",
     )
     parser.add_argument(
         "--token",
         metavar="T",
+        type=utf8_text,
         help=f"check that this bearer token is accepted (default: {API_TOKEN_ENV} if set)",
     )
     parser.add_argument("--expect-backend", choices=BACKENDS, help="fail unless the API uses it")
     parser.add_argument(
         "--min-alive",
-        type=int,
+        type=bounded_int(0, MAX_MIN_ALIVE),
         default=0,
         metavar="N",
         help="fail unless at least N occurrences are alive (default 0)",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(MIN_TIMEOUT, MAX_TIMEOUT),
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"per request (default {DEFAULT_TIMEOUT:g})",
+        help=f"per request ({MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}; default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=handle)
+
+
+def check_lines(name: str, ok: bool, findings: list[str]) -> list[str]:
+    """The lines of one check: its mark (``ok`` or ``FAIL``) and name once, on the first
+    line, so one failed check is one FAIL however many findings it has; the others below,
+    indented."""
+    first, *rest = [" ".join(f.split()) for f in findings] or [""]  # an error may span lines
+    mark = "ok  " if ok else "FAIL"
+    return [f"{mark}  {name:<12} {first}".rstrip(), *(f"{'':18} {line}" for line in rest)]
 
 
 def handle(args: argparse.Namespace) -> int:
     base_url: str = args.base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         return refuse("smoke", f"--base-url must start with http:// or https:// (got {base_url!r})")
-    if args.timeout <= 0 or args.min_alive < 0:
-        return refuse("smoke", "--timeout must be positive and --min-alive at least 0")
     # Imported here so that other commands do not pay for the HTTP client.
     import httpx
 
@@ -85,10 +107,7 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         for check in checks:
-            mark = "ok  " if check.ok else "FAIL"
-            for line in [*check.problems, *check.notes] or [""]:
-                flat = " ".join(line.split())  # a database error may span lines
-                print(f"{mark}  {check.name:<12} {flat}".rstrip())
+            print("\n".join(check_lines(check.name, check.ok, [*check.problems, *check.notes])))
         if failed:
             names = ", ".join(c.name for c in failed)
             print(f"smoke check FAILED: {len(failed)} of {len(checks)} checks ({names})")

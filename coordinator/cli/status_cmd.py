@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from coordinator.cli.arguments import add_command, bounded_int
 from coordinator.cli.options import (
     EXIT_OK,
     add_database_flag,
@@ -21,27 +22,31 @@ from schemas import ConfigurationError, DatabaseUnavailable
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "status",
         help="show the occurrences and the rollouts",
-        description="Show every occurrence (its newest incarnation) and the recent rollouts.",
+        description="Show every occurrence (its newest incarnation) and the recent rollouts; "
+        "for a rollout in progress, the current wave, what its gate waits for, and the "
+        "seconds to its next check and to its timeout. Needs only read access to the "
+        "database.",
+        example_lines=(
+            "python -m coordinator status --db sqlite:///./fleet.db",
+            "python -m coordinator status --json | jq '.rollouts[0].current_wave'",
+        ),
     )
     add_database_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--limit",
-        type=positive_int,
+        type=bounded_int(1, MAX_LIMIT),
         default=10,
         help="how many rollouts, newest first (default 10)",
     )
     parser.set_defaults(handler=handle)
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
+MAX_LIMIT = 10_000
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -59,7 +64,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _collect(url: str, member_ttl: float, limit: int) -> dict[str, Any]:
-    store = await Store.open(url)
+    store = await Store.open(url, read_only=True)  # reading needs no write access
     try:
         return await collect_status(store, member_ttl, limit)
     finally:

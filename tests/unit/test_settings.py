@@ -143,8 +143,16 @@ POSITIVE = [
 NON_NEGATIVE = ["explorer_soak", "early_adopter_soak", "discovery_grace"]
 
 BAD_VALUES: list[tuple[str, str]] = [
-    *[(field, value) for field in POSITIVE for value in ("0", "-1", "abc", "nan", "inf")],
-    *[(field, value) for field in NON_NEGATIVE for value in ("-0.5", "abc", "nan", "inf")],
+    *[
+        (field, value)
+        for field in POSITIVE
+        for value in ("0", "-1", "abc", "nan", "inf", "1e308", "1e-300", "0.001")
+    ],
+    *[
+        (field, value)
+        for field in NON_NEGATIVE
+        for value in ("-0.5", "abc", "nan", "inf", "1e308", "604801")
+    ],
     *[("early_adopter_fraction", value) for value in ("0", "1", "1.5", "-0.1", "abc")],
     *[("agent_occurrence_count", value) for value in ("0", "-3", "2.5", "abc")],
 ]
@@ -179,6 +187,46 @@ def test_a_bad_numeric_value_is_a_configuration_error_naming_the_variable(
 
     assert_names(message, env_name(field))
     assert repr(value) in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "range_named"),
+    [
+        ("COORDINATOR_POLL_INTERVAL", "1e-300", "must be from 0.01 to 3600 seconds"),
+        ("COORDINATOR_HEALTH_POLL", "7200", "must be from 0.01 to 3600 seconds"),
+        ("COORDINATOR_LEASE_TTL", "1e308", "must be from 0.01 to 604800 seconds"),
+        ("COORDINATOR_EXPLORER_SOAK", "1e9", "must be from 0 to 604800 seconds"),
+        ("COORDINATOR_DECISION_WINDOW", "1e308", "must be from 0.01 to 31622400 seconds"),
+    ],
+)
+def test_a_duration_out_of_its_sane_range_names_the_range(
+    clean_env: pytest.MonkeyPatch, variable: str, value: str, range_named: str
+) -> None:
+    message = config_error(clean_env, **{variable: value})
+    assert f"{variable}: {range_named} (got '{value}')" in message
+
+
+def test_durations_at_the_ends_of_their_ranges_are_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    loaded = load_settings(
+        poll_interval=0.01,
+        heartbeat_interval=3600,
+        member_ttl=604800,
+        lease_ttl=604800,
+        explorer_soak=0,
+        early_adopter_soak=604800,
+        decision_window=366 * 86400,
+    )
+    assert (loaded.poll_interval, loaded.explorer_soak) == (0.01, 0.0)
+
+
+def test_text_settings_must_be_utf8(clean_env: pytest.MonkeyPatch) -> None:
+    for variable, value in [
+        ("COORDINATOR_DATABASE_URL", "sqlite:///\udcff.db"),
+        ("COORDINATOR_ENGINE", "pkg.\udcff:Engine"),
+        ("COORDINATOR_TRUSTED_KEYS", "/keys/\udcff.pub"),
+    ]:
+        with pytest.raises(ConfigurationError, match=f"{variable}: must be valid UTF-8 text"):
+            load_settings(**{variable.removeprefix("COORDINATOR_").lower(): value})
 
 
 @pytest.mark.parametrize("value", ["0", "abc"])
