@@ -26,6 +26,20 @@ class _CommandLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler ``configure_logging`` installs (and replaces when called again)."""
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was configured
+    (a test harness, or a caller of ``main``, may replace and close it meanwhile)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def _library_event(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -42,13 +56,13 @@ def configure_logging(
 ) -> None:
     """Show the library's events (and those of structlog's own loggers) at ``level`` and
     above on ``stream`` (default stderr), as console lines or, with ``json``, JSON lines."""
-    stream = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _CurrentStderr()
     # JSON lines carry a traceback (``exc_info=...``) as the text of an "exception" field;
     # the console renderer prints it itself, and warns if it was already formatted.
     rendering: list[Any] = (
         [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if json
-        else [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+        else [structlog.dev.ConsoleRenderer(colors=out.isatty())]
     )
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     stamping: list[Any] = [
@@ -58,10 +72,10 @@ def configure_logging(
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *stamping, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    handler = _CommandLineHandler(stream)
+    handler = _CommandLineHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[_library_event, *stamping],
