@@ -125,18 +125,21 @@ async def _apply(
     the rollout's target state now (their state, or "gone"), and that target state."""
     store = await Store.open(url)
     try:
+        if action is not RolloutAction.RETRY:
+            record = await store.control_rollout(rollout_id, action, issued_by=by, reason=reason)
+            return record, {}, ""
         before = await store.rollout(rollout_id)
         record = await store.control_rollout(rollout_id, action, issued_by=by, reason=reason)
         target = before.kind.target_state.value
         failed_wave = next((w for w in before.waves if w.status is WaveStatus.FAILED), None)
-        if action is not RolloutAction.RETRY or not record.accepted or failed_wave is None:
+        if not record.accepted or failed_wave is None:
             return record, {}, target
         newest = {m.occurrence_id: m for m in await store.members()}
         members = failed_wave.members
         gone = {m for m in members if m not in newest or newest[m].stopped_at is not None}
         not_ready = {
             m: "gone" if m in gone else newest[m].state.value
-            for m in failed_wave.members
+            for m in members
             if m in gone or newest[m].state.value != target
         }
         return record, not_ready, target
