@@ -95,6 +95,7 @@ def step_rollout(
 
     def finish(status: RolloutStatus, **fields: Any) -> Step:
         change = RolloutChange(
+            based_on=rollout.version,
             status=status,
             finished_at=now,
             waves=tuple(changed.values()),
@@ -186,6 +187,9 @@ def _unfinished(
     if not changed:
         return Step(None, wake_at)
     change = RolloutChange(
-        status=rollout.status, waves=tuple(changed.values()), events=tuple(events)
+        based_on=rollout.version,
+        status=rollout.status,
+        waves=tuple(changed.values()),
+        events=tuple(events),
     )
     return Step(change, wake_at)

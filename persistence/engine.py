@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -92,6 +92,15 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(_WAL_RETRY_PAUSE)
 
 
+def _add_columns_added_since_0_1(conn: Connection) -> None:
+    """Databases made by 0.1 lack ``rollouts.version``; ``create_all`` adds no column to a
+    table that exists. A stopgap until schema migrations: the column's default (0) is
+    right for every existing rollout."""
+    columns = {c["name"] for c in inspect(conn).get_columns("rollouts")}
+    if "version" not in columns:
+        conn.execute(text("ALTER TABLE rollouts ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     """Create missing tables; safe to call from many processes at once."""
     for attempt in range(_WAL_ATTEMPTS):
@@ -102,6 +111,7 @@ async def create_schema(engine: AsyncEngine) -> None:
                     # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: one at a time.
                     await serialize_lifecycle(conn)
                     await conn.run_sync(metadata.create_all, checkfirst=True)
+                    await conn.run_sync(_add_columns_added_since_0_1)
             return
         except OperationalError as exc:
             if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:

@@ -32,6 +32,7 @@ from schemas.errors import (
     InvalidOccurrenceId,
     NotFound,
     StaleFencingToken,
+    StaleRolloutView,
     Superseded,
 )
 from schemas.events import EventKind, RunState
@@ -88,6 +89,7 @@ __all__ = [
     "SharedTask",
     "SignedCommand",
     "StaleFencingToken",
+    "StaleRolloutView",
     "Superseded",
     "TaskStatus",
     "Verdict",

@@ -31,6 +31,11 @@ class StaleFencingToken(CoordinatorError):
     """A write carried a fencing token that is no longer current: another holder took over."""
 
 
+class StaleRolloutView(CoordinatorError):
+    """A rollout step was computed from a state that has changed since: nothing was
+    written; read the rollout again and recompute."""
+
+
 class Superseded(CoordinatorError):
     """A newer incarnation of this occurrence id registered; this one must stop."""
 
