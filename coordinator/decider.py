@@ -116,8 +116,11 @@ class Decider:
     async def _plan(self, claim: Claim) -> RolloutPlan:
         settings = self._settings
         kind = claim.task.kind
-        # Heartbeats are stamped with the store's clock (the server's, on PostgreSQL).
-        started = self._store.now()
+        # Discovery is timed from the task's creation, not from this claim: a takeover
+        # (the previous decider died or was starved) must not restart the wait, or a loaded
+        # fleet claims a wakeup again and again and never decides. Both times are the
+        # store's clock (the server's, on PostgreSQL).
+        started = claim.task.created_at
         waited_for: set[str] = set()
         while True:
             members = await self._store.members()
