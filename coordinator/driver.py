@@ -6,8 +6,8 @@ from typing import Any
 
 from coordinator.connectivity import Connectivity
 from coordinator.logs import log_events
-from coordinator.member_policy import may_drive
-from coordinator.rollout_machine import observe, step_rollout
+from coordinator.member_policy import may_drive, may_hold_lease
+from coordinator.rollout_machine import Step, conclude_abandoned, observe, step_rollout
 from persistence import FleetView, Store
 from schemas import (
     OccurrenceState,
@@ -16,8 +16,6 @@ from schemas import (
     StaleFencingToken,
     StaleRolloutView,
 )
-
-ACTIVE_DRIVER_STATES = (OccurrenceState.WAKEUP, OccurrenceState.WORK)
 
 
 class RolloutDriver:
@@ -58,7 +56,7 @@ class RolloutDriver:
             ):
                 self._lost(rid, "taken over")
                 token = None
-            active = state in ACTIVE_DRIVER_STATES
+            active = may_hold_lease(rollout, self._me, state)
             if token is not None and not active:
                 await self.release(rid)
                 continue
@@ -89,7 +87,13 @@ class RolloutDriver:
             # Members cut off together with this driver look dead until they heartbeat.
             trust = self._connectivity.unbroken_for() >= member_ttl
             observed = observe(view.members, view.now, member_ttl, trust_staleness=trust)
-            step = step_rollout(rollout, observed, view.now, driver=self._me)
+            # Everyone planned has left (a last wave cut off mid-leave): record the end.
+            final = conclude_abandoned(rollout, view.members, view.now)
+            step = (
+                Step(final, None)
+                if final
+                else step_rollout(rollout, observed, view.now, driver=self._me)
+            )
             try:
                 if step.change is None:
                     if renew:

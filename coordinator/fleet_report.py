@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from coordinator.abandoned import conclude_abandoned_shutdowns
 from persistence import Store
 from schemas import OccurrenceRecord, RolloutRecord, RolloutStatus, WaveRecord, WaveStatus
 
@@ -17,6 +18,7 @@ def iso(at: float | None) -> str | None:
 
 
 async def collect_status(store: Store, member_ttl: float, limit: int) -> dict[str, Any]:
+    await conclude_abandoned_shutdowns(store, member_ttl)  # one nobody can finish ends here
     members = await store.members()
     rollouts = await store.rollouts(limit=limit)
     now = store.now()

@@ -26,7 +26,7 @@ from coordinator.driver import RolloutDriver
 from coordinator.emergency import judge, make_verifier
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
-from coordinator.member_policy import Act, MemberAction, next_action
+from coordinator.member_policy import Act, MemberAction, leaves_last, next_action
 from persistence import Change, ChangeFeed, FleetView, Store
 from persistence.emergency import Verifier
 from schemas import (
@@ -40,6 +40,7 @@ from schemas import (
     OccurrenceRecord,
     OccurrenceState,
     RolloutRecord,
+    RolloutStatus,
     RunState,
     Settings,
     SharedTask,
@@ -473,7 +474,24 @@ class OccurrenceRuntime:
             )
             return
         await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
+        if leaves_last(rollout, self.occurrence_id):
+            await self._wait_for_result(rollout.rollout_id)
         await self._depart("coordinated shutdown", RunState.COMPLETE)
+
+    async def _wait_for_result(self, rollout_id: str) -> None:
+        """Stay until the shutdown's result is recorded (driving it meanwhile if its lease
+        is free, see ``may_hold_lease``): the last wave's members are the last who can
+        record it, and a rollout nobody finishes would show ``running`` forever. Even a
+        lease held by another is no reason to go: that holder may be dying."""
+        while not self._stopped.is_set():
+            view = await self._persist(
+                "result check", lambda: self.store.fleet_view(self.settings.decision_window)
+            )
+            current = next((r for r in view.running if r.rollout_id == rollout_id), None)
+            if current is None or current.status is not RolloutStatus.RUNNING:
+                return  # recorded, or held by an operator: theirs to finish
+            self._poke()  # the poll loop drives it
+            await self.clock.sleep(self.settings.poll_interval)
 
     async def _stop_after_rejected_wakeup(self, action: MemberAction) -> None:
         self._log.error("wakeup_rejected", reason=action.why)

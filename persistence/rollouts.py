@@ -215,20 +215,7 @@ class RolloutStore(StoreBase):
             )
             if result.rowcount == 0:
                 await _raise_why_not_applied(conn, rollout_id, holder, token, change.based_on)
-            for wave in change.waves:
-                await conn.execute(
-                    update(waves)
-                    .where(waves.c.rollout_id == rollout_id)
-                    .where(waves.c.wave_index == wave.index)
-                    .values(**_wave_progress(wave))
-                )
-            if change.fail_task:
-                await conn.execute(
-                    update(tasks)
-                    .where(tasks.c.task_id == rollout_id)
-                    .values(status=TaskStatus.FAILED.value, updated_at=now)
-                )
-            await self._append(conn, now, change.events)
+            await self._apply_waves(conn, rollout_id, change, now)
 
         await self._write(work)
 
@@ -257,6 +244,58 @@ class RolloutStore(StoreBase):
                 )
 
         await self._write(work)
+
+    async def conclude_rollout(self, rollout_id: str, change: RolloutChange) -> bool:
+        """Apply a final ``change`` to a rollout nobody drives (see ``conclude_abandoned``):
+        only while it is still running, at the version the change was computed from, and
+        with its driver lease free or expired. Returns whether it was applied; False
+        means someone else moved it first, and nothing was written."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            now = self.now()
+            result = await conn.execute(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .where(rollouts.c.version == change.based_on)
+                .where(
+                    rollouts.c.driver_lease_expires_at.is_(None)
+                    | (rollouts.c.driver_lease_expires_at <= now)
+                )
+                .values(
+                    status=change.status.value,
+                    finished_at=change.finished_at,
+                    abort_reason=change.abort_reason,
+                    driver_id=None,
+                    driver_lease_expires_at=now,
+                    version=rollouts.c.version + 1,
+                )
+            )
+            if result.rowcount == 0:
+                return False
+            await self._apply_waves(conn, rollout_id, change, now)
+            return True
+
+        return await self._write(work)
+
+    async def _apply_waves(
+        self, conn: AsyncConnection, rollout_id: str, change: RolloutChange, now: float
+    ) -> None:
+        """The rest of a fenced step, once its rollout row matched: waves, task, events."""
+        for wave in change.waves:
+            await conn.execute(
+                update(waves)
+                .where(waves.c.rollout_id == rollout_id)
+                .where(waves.c.wave_index == wave.index)
+                .values(**_wave_progress(wave))
+            )
+        if change.fail_task:
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == rollout_id)
+                .values(status=TaskStatus.FAILED.value, updated_at=now)
+            )
+        await self._append(conn, now, change.events)
 
     async def release_driver(self, rollout_id: str, holder: str, token: int) -> None:
         """Give the lease up at once (a clean exit), so takeover is one poll away."""
