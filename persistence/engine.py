@@ -14,12 +14,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from persistence.tables import metadata
+from persistence.transient import is_transient
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 WRITE_OPTION = "coordinator_write"
@@ -113,6 +115,8 @@ async def create_schema(engine: AsyncEngine) -> None:
                     await conn.run_sync(metadata.create_all, checkfirst=True)
                     await conn.run_sync(_add_columns_added_since_0_1)
             return
-        except OperationalError as exc:
-            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+        except DBAPIError as exc:
+            # A busy file, a full server or disk: heals, so a starting occurrence waits.
+            if not is_transient(exc) or attempt == _WAL_ATTEMPTS - 1:
                 raise
+            await anyio.sleep(min(_WAL_RETRY_PAUSE * (attempt + 1), 0.5))
