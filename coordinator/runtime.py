@@ -301,7 +301,10 @@ class OccurrenceRuntime:
             occurrence_id=self.occurrence_id,
             details={"down_for": round(self.store.now() - outage.since, 1), "error": outage.error},
         )
-        await self._persist("recovery", lambda: self.store.record_event(event))
+        try:
+            await self.store.record_event(event)
+        except DatabaseUnavailable:
+            self._outage = outage  # not over after all: recorded at the next success
 
     @property
     def degraded(self) -> bool:
