@@ -29,13 +29,20 @@ from schemas.errors import (
     ConfigurationError,
     CoordinatorError,
     DatabaseUnavailable,
+    InvalidFleetId,
     InvalidOccurrenceId,
     NotFound,
     StaleFencingToken,
     Superseded,
+    UnknownTargets,
 )
 from schemas.events import EventKind, RunState
-from schemas.ids import SHARED_OCCURRENCE_ID, validate_occurrence_id
+from schemas.ids import (
+    DEFAULT_FLEET_ID,
+    SHARED_OCCURRENCE_ID,
+    validate_fleet_id,
+    validate_occurrence_id,
+)
 from schemas.plan import PlannedWave, RolloutPlan
 from schemas.records import (
     Claim,
@@ -51,6 +58,7 @@ from schemas.records import (
 from schemas.settings import Settings, load_settings
 
 __all__ = [
+    "DEFAULT_FLEET_ID",
     "EMERGENCY_SHUTDOWN",
     "OPEN_TASK_STATUSES",
     "SHARED_OCCURRENCE_ID",
@@ -70,6 +78,7 @@ __all__ = [
     "EmergencyCommand",
     "EventKind",
     "EventRecord",
+    "InvalidFleetId",
     "InvalidOccurrenceId",
     "LifecycleKind",
     "NewEvent",
@@ -90,10 +99,12 @@ __all__ = [
     "StaleFencingToken",
     "Superseded",
     "TaskStatus",
+    "UnknownTargets",
     "Verdict",
     "Verification",
     "WaveRecord",
     "WaveStatus",
     "load_settings",
+    "validate_fleet_id",
     "validate_occurrence_id",
 ]
