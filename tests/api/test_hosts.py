@@ -73,3 +73,4 @@ async def test_ip_addresses_localhost_and_the_configured_names_are_answered(
         for host in hosts:
             response = await client.get("/v1/status", headers={"Host": host})
             assert response.status_code == 200, (host, response.text)
+            assert response.json()["fleet_id"] == "default"  # the fleet's identity
