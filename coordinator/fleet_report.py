@@ -103,7 +103,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def render(report: dict[str, Any]) -> str:
     occ = report["occurrences"]
     alive = sum(1 for o in occ if o["alive"])
-    parts = [f"Occurrences: {len(occ)} known, {alive} alive"]
+    parts = [f"Fleet: {report['fleet_id']}"] if "fleet_id" in report else []
+    parts.append(f"Occurrences: {len(occ)} known, {alive} alive")
     if occ:
         parts.append(
             _table(

@@ -23,6 +23,15 @@ class InvalidOccurrenceId(ConfigurationError):
     """An occurrence id must be 1-64 letters, digits, '.', '_' or '-', and not '__shared__'."""
 
 
+class InvalidFleetId(ConfigurationError):
+    """A fleet id must be 1-64 letters, digits, '.', '_' or '-'."""
+
+
+class UnknownTargets(CoordinatorError, ValueError):
+    """An emergency command names occurrences this fleet has never seen; nothing was
+    recorded."""
+
+
 class NotFound(CoordinatorError, LookupError):
     """The requested record does not exist."""
 

@@ -24,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "status",
         help="show the occurrences and the rollouts",
-        description="Show every occurrence (its newest incarnation) and the recent rollouts.",
+        description="Show the fleet id in force (COORDINATOR_FLEET_ID), every occurrence "
+        "(its newest incarnation) and the recent rollouts.",
     )
     add_database_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -47,13 +48,14 @@ def positive_int(text: str) -> int:
 def handle(args: argparse.Namespace) -> int:
     try:
         url = existing_database_url(args)
-        member_ttl = settings_from_args(args).member_ttl
+        settings = settings_from_args(args)
     except ConfigurationError as exc:
         return refuse("status", exc)
     try:
-        report = anyio.run(_collect, url, member_ttl, args.limit)
+        report = anyio.run(_collect, url, settings.member_ttl, args.limit)
     except DatabaseUnavailable as exc:
         return refuse("status", exc)
+    report = {"fleet_id": settings.fleet_id, **report}
     print(json.dumps(report, indent=2) if args.json else render(report))
     return EXIT_OK
 
