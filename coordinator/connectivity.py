@@ -20,7 +20,7 @@ class Connectivity:
     def __init__(self, clock: Clock, heartbeat_interval: float) -> None:
         self._clock = clock
         self._gap = GAP_FACTOR * heartbeat_interval
-        self._last_landed = clock.now()  # registration is a write that landed
+        self._registered = self._last_landed = clock.now()  # a write that landed
         self._since: float | None = None  # None: no gap seen since registration
 
     def heartbeat_landed(self) -> None:
@@ -39,3 +39,9 @@ class Connectivity:
         if self._since is None:
             return math.inf
         return now - self._since
+
+    def view_age(self) -> float:
+        """Seconds since this occurrence's present view of the database began: since it
+        registered, or since the first heartbeat that landed after its last gap. A
+        member whose last heartbeat is older than that was never seen alive by it."""
+        return self._clock.now() - (self._since if self._since is not None else self._registered)

@@ -11,8 +11,7 @@ import anyio
 from coordinator.clock import Clock
 from coordinator.connectivity import Connectivity
 from coordinator.engine import DecisionEngine, DecisionRequest
-from coordinator.member_policy import ACTIVE_STATES
-from coordinator.planning import build_plan, discovery_done
+from coordinator.planning import build_plan, discovery_done, judge_members
 from coordinator.prompts import render_shutdown_message, render_wakeup_message
 from persistence import Store
 from schemas import (
@@ -116,21 +115,31 @@ class Decider:
     async def _plan(self, claim: Claim) -> RolloutPlan:
         settings = self._settings
         kind = claim.task.kind
-        # Heartbeats are stamped with the store's clock (the server's, on PostgreSQL).
-        started = self._store.now()
+        # Discovery is timed from the task's creation, not from this claim: a takeover
+        # (the previous decider died or was starved) must not restart the wait, or a loaded
+        # fleet claims a wakeup again and again and never decides. Both times are the
+        # store's clock (the server's, on PostgreSQL).
+        started = claim.task.created_at
         waited_for: set[str] = set()
         while True:
             members = await self._store.members()
             now = self._store.now()
-            active = [m for m in members if m.state in ACTIVE_STATES and m.stopped_at is None]
-            live = [m.occurrence_id for m in active if m.is_alive(now, settings.member_ttl)]
-            # Members that look gone may only have been cut off with this occurrence: judge
-            # them gone once this occurrence has seen the database for a whole TTL.
-            unsure = {m.occurrence_id for m in active} - set(live)
-            if unsure and self._connectivity.unbroken_for() < settings.member_ttl:
-                if unsure - waited_for:
-                    waited_for |= unsure
-                    self._log.warning("decision_waits_for_members", members=sorted(unsure))
+            judged = judge_members(
+                members,
+                decider=self._me,
+                now=now,
+                member_ttl=settings.member_ttl,
+                # The view began in this runtime's clock; heartbeats carry the store's.
+                view_began=now - self._connectivity.view_age(),
+                trust_staleness=self._connectivity.unbroken_for() >= settings.member_ttl,
+            )
+            live = list(judged.alive)
+            if judged.unsure:
+                # Never plan a member it cannot judge into a gated wave: wait until each
+                # heartbeats again (alive) or goes stale (gone), at most one TTL.
+                if set(judged.unsure) - waited_for:
+                    waited_for |= set(judged.unsure)
+                    self._log.warning("decision_waits_for_members", members=sorted(judged.unsure))
                 await self._clock.sleep(settings.poll_interval)
                 continue
             # A shutdown concerns the occurrences serving now: no one to wait for.

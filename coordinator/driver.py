@@ -6,12 +6,16 @@ from typing import Any
 
 from coordinator.connectivity import Connectivity
 from coordinator.logs import log_events
-from coordinator.member_policy import may_drive
-from coordinator.rollout_machine import observe, step_rollout
+from coordinator.member_policy import may_drive, may_hold_lease
+from coordinator.rollout_machine import Step, conclude_abandoned, observe, step_rollout
 from persistence import FleetView, Store
-from schemas import OccurrenceState, RolloutChange, RolloutStatus, Settings, StaleFencingToken
-
-ACTIVE_DRIVER_STATES = (OccurrenceState.WAKEUP, OccurrenceState.WORK)
+from schemas import (
+    OccurrenceState,
+    RolloutStatus,
+    Settings,
+    StaleFencingToken,
+    StaleRolloutView,
+)
 
 
 class RolloutDriver:
@@ -52,7 +56,7 @@ class RolloutDriver:
             ):
                 self._lost(rid, "taken over")
                 token = None
-            active = state in ACTIVE_DRIVER_STATES
+            active = may_hold_lease(rollout, self._me, state)
             if token is not None and not active:
                 await self.release(rid)
                 continue
@@ -83,17 +87,30 @@ class RolloutDriver:
             # Members cut off together with this driver look dead until they heartbeat.
             trust = self._connectivity.unbroken_for() >= member_ttl
             observed = observe(view.members, view.now, member_ttl, trust_staleness=trust)
-            step = step_rollout(rollout, observed, view.now, driver=self._me)
-            if step.change is None and not renew:
-                continue
-            change = step.change or RolloutChange(status=rollout.status)
+            # Everyone planned has left (a last wave cut off mid-leave): record the end.
+            final = conclude_abandoned(rollout, view.members, view.now)
+            step = (
+                Step(final, None)
+                if final
+                else step_rollout(rollout, observed, view.now, driver=self._me)
+            )
             try:
-                await self._store.apply_step(rid, self._me, token, change, lease_ttl=lease_ttl)
+                if step.change is None:
+                    if renew:
+                        await self._store.renew_driver(rid, self._me, token, lease_ttl)
+                    continue
+                await self._store.apply_step(rid, self._me, token, step.change, lease_ttl=lease_ttl)
             except StaleFencingToken:
                 self._lost(rid, "stale fencing token")
                 continue
-            log_events(self._log, change.events)
-            if change.status.is_finished:
+            except StaleRolloutView as exc:
+                # Someone changed the rollout since this view was read (a previous holder's
+                # last step, an operator, a late joiner): nothing was written; the next
+                # poll reads it afresh and recomputes. The lease stays ours.
+                self._log.info("driver_step_stale", rollout_id=rid, why=str(exc))
+                continue
+            log_events(self._log, step.change.events)
+            if step.change.status.is_finished:
                 self._held.pop(rid, None)
 
     async def release(self, rollout_id: str) -> None:

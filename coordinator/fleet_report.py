@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from coordinator.abandoned import conclude_abandoned_shutdowns
 from coordinator.terminal_text import printable
 from persistence import Store
 from schemas import OccurrenceRecord, RolloutRecord, RolloutStatus, WaveRecord, WaveStatus
@@ -18,6 +19,7 @@ def iso(at: float | None) -> str | None:
 
 
 async def collect_status(store: Store, member_ttl: float, limit: int) -> dict[str, Any]:
+    await conclude_abandoned_shutdowns(store, member_ttl)  # one nobody can finish ends here
     members = await store.members()
     rollouts = await store.rollouts(limit=limit)
     now = store.now()
@@ -102,7 +104,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def render(report: dict[str, Any]) -> str:
     occ = report["occurrences"]
     alive = sum(1 for o in occ if o["alive"])
-    parts = [f"Occurrences: {len(occ)} known, {alive} alive"]
+    parts = [f"Fleet: {report['fleet_id']}"] if "fleet_id" in report else []
+    parts.append(f"Occurrences: {len(occ)} known, {alive} alive")
     if occ:
         parts.append(
             _table(

@@ -63,6 +63,27 @@ def may_drive(rollout: RolloutRecord, occurrence_id: str, state: OccurrenceState
     return wave is None or wave.index >= last_wave_index(rollout)
 
 
+LEAVING_STATES = (OccurrenceState.SHUTTING_DOWN, OccurrenceState.SHUTDOWN)
+
+
+def leaves_last(rollout: RolloutRecord, occurrence_id: str) -> bool:
+    """Whether ``occurrence_id`` is in the last wave (with members) of a shutdown: such
+    a member leaves only once the rollout's result is recorded, by itself if need be."""
+    if rollout.kind is not LifecycleKind.SHUTDOWN:
+        return False
+    wave = rollout.wave_of(occurrence_id)
+    return wave is not None and wave.index >= last_wave_index(rollout)
+
+
+def may_hold_lease(rollout: RolloutRecord, occurrence_id: str, state: OccurrenceState) -> bool:
+    """Whether this occurrence may hold (or take) the rollout's driver lease at all: any
+    serving occurrence, and a member of a shutdown's last wave while it leaves (else a
+    last wave whose driver was lost mid-leave would end with nobody to record it)."""
+    if state in (OccurrenceState.WAKEUP, OccurrenceState.WORK):
+        return True
+    return state in LEAVING_STATES and leaves_last(rollout, occurrence_id)
+
+
 def next_action(
     view: FleetView,
     me: OccurrenceRecord,

@@ -4,9 +4,60 @@ and which plan the rollout will follow."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from coordinator.groups import assign_canary_groups
-from schemas import WAVE_ORDER, CanaryGroup, LifecycleKind, PlannedWave, RolloutPlan, Settings
+from coordinator.member_policy import ACTIVE_STATES
+from schemas import (
+    WAVE_ORDER,
+    CanaryGroup,
+    LifecycleKind,
+    OccurrenceRecord,
+    PlannedWave,
+    RolloutPlan,
+    Settings,
+)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Who a decider may plan: the members it saw alive, and those it cannot judge yet."""
+
+    alive: tuple[str, ...]
+    unsure: tuple[str, ...]
+
+
+def judge_members(
+    members: Iterable[OccurrenceRecord],
+    *,
+    decider: str,
+    now: float,
+    member_ttl: float,
+    view_began: float,
+    trust_staleness: bool,
+) -> Judgement:
+    """Judge each member in the fleet for a plan (pure).
+
+    Alive: the decider itself, and members whose heartbeat is fresh *and* landed after
+    the decider's present view of the database began (``view_began``, store time): it saw
+    them alive. A fresh heartbeat written before it looked proves nothing: a member
+    killed just before a restart leaves one behind, and planned into a gated wave it
+    fails the wave. Gone: members that left, and stale ones once the decider can trust
+    staleness (it was not cut off itself within a TTL). Everyone else is unsure: the
+    decider waits until each heartbeats again or goes stale, at most one TTL.
+    """
+    alive: list[str] = []
+    unsure: list[str] = []
+    for m in members:
+        if m.state not in ACTIVE_STATES or m.stopped_at is not None:
+            continue
+        if m.occurrence_id == decider:
+            alive.append(m.occurrence_id)
+        elif m.is_alive(now, member_ttl):
+            (alive if m.last_heartbeat_at >= view_began else unsure).append(m.occurrence_id)
+        elif not trust_staleness:
+            unsure.append(m.occurrence_id)
+    return Judgement(tuple(alive), tuple(unsure))
 
 
 def discovery_done(live: int, expected: int | None, waited: float, grace: float) -> bool:

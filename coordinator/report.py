@@ -154,6 +154,8 @@ def describe(
         return f"  {who} -> shutdown (emergency stop acknowledged)"
     if kind == EventKind.EMERGENCY_REFUSED:
         return f"  {who} refuses the emergency stop: {d.get('detail')}"
+    if kind == EventKind.DATABASE_RECOVERED:
+        return f"{who} reaches the database again after {d.get('down_for')}s ({d.get('error')})"
     if kind == EventKind.OCCURRENCE_JOINED:
         where = "the active pool" if d.get("direct") else f"the {wave} wave"
         return f"{who} joins {where} late"

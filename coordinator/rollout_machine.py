@@ -24,6 +24,7 @@ from schemas import (
     LifecycleKind,
     NewEvent,
     OccurrenceRecord,
+    OccurrenceState,
     RolloutChange,
     RolloutRecord,
     RolloutStatus,
@@ -95,6 +96,7 @@ def step_rollout(
 
     def finish(status: RolloutStatus, **fields: Any) -> Step:
         change = RolloutChange(
+            based_on=rollout.version,
             status=status,
             finished_at=now,
             waves=tuple(changed.values()),
@@ -186,6 +188,100 @@ def _unfinished(
     if not changed:
         return Step(None, wake_at)
     change = RolloutChange(
-        status=rollout.status, waves=tuple(changed.values()), events=tuple(events)
+        based_on=rollout.version,
+        status=rollout.status,
+        waves=tuple(changed.values()),
+        events=tuple(events),
     )
     return Step(change, wake_at)
+
+
+def conclude_abandoned(
+    rollout: RolloutRecord,
+    members: Iterable[OccurrenceRecord],
+    now: float,
+    *,
+    member_ttl: float | None = None,
+) -> RolloutChange | None:
+    """Record the end of a shutdown every planned member of which is gone: nobody is
+    left to drive it, and its waves can change no more. Gone means left, or (given a
+    ``member_ttl``: an observer that can trust staleness) silent for a whole TTL. None if
+    anyone planned may still be in the fleet (or is unknown).
+
+    Signalled waves are judged as they stand (members that reached ``shutdown`` passed,
+    the others failed); waves never signalled are skipped. The usual abort rule applies:
+    a failed wave before the last aborts the rollout.
+    """
+    if rollout.kind is not LifecycleKind.SHUTDOWN or rollout.status is not RolloutStatus.RUNNING:
+        return None
+    latest = {m.occurrence_id: m for m in members}
+    planned = [m for w in rollout.waves for m in w.members]
+
+    def gone(m: OccurrenceRecord | None) -> bool:
+        if m is None:
+            return False
+        silent = member_ttl is not None and now - m.last_heartbeat_at >= member_ttl
+        return m.stopped_at is not None or silent
+
+    if not planned or not all(gone(latest.get(m)) for m in planned):
+        return None
+    last = last_wave_index(rollout)
+    changed: list[WaveRecord] = []
+    events: list[NewEvent] = []
+
+    def note(kind: EventKind, wave: CanaryGroup | None = None, **details: Any) -> None:
+        events.append(
+            NewEvent(
+                kind=kind,
+                rollout_id=rollout.rollout_id,
+                task_id=rollout.task_id,
+                wave=wave,
+                details={**details, "abandoned": True},
+            )
+        )
+
+    abort: WaveRecord | None = None
+    for wave in rollout.waves:
+        if wave.status.is_settled:
+            continue
+        if abort is not None or wave.status is WaveStatus.PENDING:
+            why = "rollout aborted" if abort is not None else "every member left before it"
+            changed.append(
+                wave.model_copy(update={"status": WaveStatus.SKIPPED, "finished_at": now})
+            )
+            note(EventKind.WAVE_SKIPPED, wave.group, reason=why)
+            continue
+        reached = tuple(m for m in wave.members if latest[m].state is OccurrenceState.SHUTDOWN)
+        failed = tuple(m for m in wave.members if m not in reached)
+        status = WaveStatus.FAILED if failed else WaveStatus.HEALTHY
+        changed.append(
+            wave.model_copy(
+                update={"status": status, "finished_at": now, "reached": reached, "failed": failed}
+            )
+        )
+        kind = EventKind.WAVE_FAILED if failed else EventKind.WAVE_HEALTHY
+        note(kind, wave.group, reached=list(reached), failed=list(failed))
+        if failed and wave.index < last:
+            abort = wave
+    if abort is not None:
+        reason = f"{abort.group.value} wave failed its health gate"
+        fail_task = abort.group is CanaryGroup.EXPLORER
+        note(EventKind.ROLLOUT_ABORTED, abort.group, reason=reason, task_failed=fail_task)
+        return RolloutChange(
+            based_on=rollout.version,
+            status=RolloutStatus.ABORTED,
+            finished_at=now,
+            abort_reason=reason,
+            fail_task=fail_task,
+            waves=tuple(changed),
+            events=tuple(events),
+        )
+    failed_members = sorted({m for w in (*rollout.waves, *changed) for m in w.failed})
+    note(EventKind.ROLLOUT_COMPLETED, failed_members=failed_members)
+    return RolloutChange(
+        based_on=rollout.version,
+        status=RolloutStatus.COMPLETED,
+        finished_at=now,
+        waves=tuple(changed),
+        events=tuple(events),
+    )

@@ -26,8 +26,8 @@ from coordinator.emergency import judge, make_verifier
 from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.logs import get_logger
-from coordinator.member_policy import Act, MemberAction, next_action
-from persistence import Change, ChangeFeed, FleetView, Store
+from coordinator.member_policy import Act, MemberAction, leaves_last, next_action
+from persistence import Change, ChangeFeed, Degraded, FleetView, Store
 from persistence.emergency import Verifier
 from schemas import (
     AckVerdict,
@@ -40,6 +40,7 @@ from schemas import (
     OccurrenceRecord,
     OccurrenceState,
     RolloutRecord,
+    RolloutStatus,
     RunState,
     Settings,
     SharedTask,
@@ -103,6 +104,8 @@ class OccurrenceRuntime:
         self.emergency_command: CommandRecord | None = None
         """The emergency command that stopped this occurrence, if one did."""
         self._last_note = ""
+        self._outage: Degraded | None = None
+        """The database outage this occurrence is serving through, if any."""
         self._log: Any = get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
 
     # -- public surface -------------------------------------------------------------
@@ -197,11 +200,15 @@ class OccurrenceRuntime:
                 # A scaled or fake clock is the test's or simulation's own time: keep it.
                 server_time=self._real_clock,
             )
-        self._me = await self._store.register(
-            self.occurrence_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            protocol_version=PROTOCOL_VERSION,
+        store = self._store
+        self._me = await self._persist(
+            "registration",
+            lambda: store.register(
+                self.occurrence_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                protocol_version=PROTOCOL_VERSION,
+            ),
         )
         self._log = self._log.bind(incarnation_id=self._me.incarnation_id)
         self._connectivity = Connectivity(self.clock, self.settings.heartbeat_interval)
@@ -259,22 +266,49 @@ class OccurrenceRuntime:
             try:
                 await self.store.heartbeat(self._me)
                 self._connectivity.heartbeat_landed()
+                await self._outage_over()
                 if self._real_clock and self.clock.now() - aligned_at > CLOCK_REALIGN_INTERVAL:
                     offset = await self.store.align_clock_with_server()
                     aligned_at = self.clock.now()
                     self._log.debug("clock_aligned", offset=round(offset, 4))
             except DatabaseUnavailable as exc:
+                self._outage = self._outage or self.store.degraded
                 self._log.warning("heartbeat_failed", error=str(exc))
 
     async def _poll_loop(self) -> None:
         while not self._stopped.is_set():
             try:
                 view = await self.store.fleet_view(self.settings.decision_window)
+                await self._outage_over()
                 await self._tick(view)
             except DatabaseUnavailable as exc:
                 # Keep serving in the current state; decide nothing until it answers.
+                self._outage = self._outage or self.store.degraded
                 self._log.warning("database_unavailable", error=str(exc))
             await self._nap(self.settings.poll_interval)
+
+    async def _outage_over(self) -> None:
+        """Once the store is no longer degraded, put the outage this occurrence served
+        through in the audit trail (one event per outage, from the loop that saw it)."""
+        outage = self._outage
+        if outage is None or self.store.degraded is not None:
+            return
+        self._outage = None
+        event = NewEvent(
+            kind=EventKind.DATABASE_RECOVERED,
+            occurrence_id=self.occurrence_id,
+            details={"down_for": round(self.store.now() - outage.since, 1), "error": outage.error},
+        )
+        try:
+            await self.store.record_event(event)
+        except DatabaseUnavailable:
+            self._outage = outage  # not over after all: recorded at the next success
+
+    @property
+    def degraded(self) -> bool:
+        """True while this occurrence cannot reach its database (it keeps serving in its
+        state and retries; see ``database_degraded`` in its log)."""
+        return self._store is not None and self._store.degraded is not None
 
     async def _nap(self, seconds: float) -> None:
         if self._poked:
@@ -471,7 +505,24 @@ class OccurrenceRuntime:
             )
             return
         await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
+        if leaves_last(rollout, self.occurrence_id):
+            await self._wait_for_result(rollout.rollout_id)
         await self._depart("coordinated shutdown", RunState.COMPLETE)
+
+    async def _wait_for_result(self, rollout_id: str) -> None:
+        """Stay until the shutdown's result is recorded (driving it meanwhile if its lease
+        is free, see ``may_hold_lease``): the last wave's members are the last who can
+        record it, and a rollout nobody finishes would show ``running`` forever. Even a
+        lease held by another is no reason to go: that holder may be dying."""
+        while not self._stopped.is_set():
+            view = await self._persist(
+                "result check", lambda: self.store.fleet_view(self.settings.decision_window)
+            )
+            current = next((r for r in view.running if r.rollout_id == rollout_id), None)
+            if current is None or current.status is not RolloutStatus.RUNNING:
+                return  # recorded, or held by an operator: theirs to finish
+            self._poke()  # the poll loop drives it
+            await self.clock.sleep(self.settings.poll_interval)
 
     async def _stop_after_rejected_wakeup(self, action: MemberAction) -> None:
         self._log.error("wakeup_rejected", reason=action.why)

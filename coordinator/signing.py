@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ from schemas.settings import setting_env_name
 
 TRUSTED_KEYS_ENV = setting_env_name("trusted_keys")
 MAX_AGE_ENV = setting_env_name("emergency_max_age")
+FLEET_ID_ENV = setting_env_name("fleet_id")
 DEFAULT_CLOCK_SKEW = 30.0  # seconds a command may seem to come from the future
 KEY_ID_LENGTH = 16  # hex characters of the public key's SHA-256
 PUBLIC_KEY_BYTES = 32
@@ -190,14 +192,18 @@ def _shown_entry(entry: str, position: int) -> str:
 # --- commands -----------------------------------------------------------------------------
 
 
-def new_command(reason: str, targets: Iterable[str], now: float) -> EmergencyCommand:
-    """A command issued at ``now`` with a fresh nonce; pydantic's ``ValidationError`` (a
-    ``ValueError``) names a bad reason or target."""
+def new_command(
+    reason: str, targets: Iterable[str], now: float, *, audience: str
+) -> EmergencyCommand:
+    """A command for the fleet ``audience``, issued at ``now`` (whole seconds, rounded
+    down) with a fresh nonce; pydantic's ``ValidationError`` (a ``ValueError``) names a bad
+    reason, target or audience."""
     return EmergencyCommand(
         action=EMERGENCY_SHUTDOWN,
+        audience=audience,
         reason=reason,
         targets=tuple(targets),
-        issued_at=now,
+        issued_at=math.floor(now),
         nonce=secrets.token_hex(16),
     )
 
@@ -217,15 +223,18 @@ def verify(
     *,
     now: float,
     max_age: float,
+    audience: str,
     nonce_seen: Callable[[str], bool] | None = None,
     clock_skew: float = DEFAULT_CLOCK_SKEW,
 ) -> Verification:
-    """Accept ``signed`` only if a trusted key signed it, it is well formed, fresh and new.
+    """Accept ``signed`` only if a trusted key signed it, it is well formed, meant for the
+    fleet ``audience``, fresh and new.
 
     Checks run in a fixed order, so a command has exactly one refusal reason: unsigned,
-    unknown key, bad signature, malformed, expired, from the future, replayed. Never
-    raises on any text in ``signed``. ``nonce_seen`` only reads: to stop two occurrences
-    from both acting on one command, the store must also record the nonce atomically.
+    unknown key, bad signature, malformed, wrong audience, expired, from the future,
+    replayed. Never raises on any text in ``signed``. ``nonce_seen`` only reads: to stop
+    two occurrences from both acting on one command, the store must also record the nonce
+    atomically.
     """
     if not signed.signature:
         return _refused(RefusalReason.UNSIGNED, "the command carries no signature")
@@ -241,6 +250,15 @@ def verify(
     command, problem = _parse(payload)
     if command is None:
         return _refused(RefusalReason.MALFORMED, problem)
+    if command.audience != audience:
+        # Nonces are tracked per database: without this, a command signed for one fleet
+        # could be replayed to every other fleet that trusts the same key.
+        return _refused(
+            RefusalReason.WRONG_AUDIENCE,
+            f"signed for fleet {_quoted(command.audience)}, and this is fleet "
+            f"{_quoted(audience)} ({FLEET_ID_ENV})",
+            command,
+        )
     return _judge_freshness(command, now, max_age, clock_skew, nonce_seen)
 
 
@@ -278,7 +296,10 @@ def _parse(payload: bytes) -> tuple[EmergencyCommand | None, str]:
         return None, f"the payload is not an emergency command: {_first_problem(exc)}"
     # Only the canonical form is accepted, so one command has exactly one signed encoding.
     if command.canonical_bytes() != payload:
-        return None, "the payload is not in canonical form (sorted keys, compact JSON)"
+        return None, (
+            "the payload is not in canonical form (sorted keys, no whitespace, UTF-8; "
+            "see the README)"
+        )
     return command, ""
 
 

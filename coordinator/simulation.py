@@ -269,7 +269,7 @@ async def _emergency_stop(
         await clock.sleep(0.5)
     settings = runtimes[0].settings
     expected = expected_targets(await store.members(), (), store.now(), settings.member_ttl)
-    order = new_command(config.emergency_reason, (), now=clock.now())
+    order = new_command(config.emergency_reason, (), now=clock.now(), audience=settings.fleet_id)
     record = await store.submit_emergency(
         sign(order, key), issued_by="simulate", verify=make_verifier(settings)
     )

@@ -5,12 +5,13 @@ from persistence.engine import create_engine, create_schema
 from persistence.rollouts import FleetView
 from persistence.store import Store
 from persistence.tables import SCHEMA_VERSION
-from persistence.transactions import Change, database_failure
+from persistence.transactions import Change, Degraded, database_failure
 
 __all__ = [
     "SCHEMA_VERSION",
     "Change",
     "ChangeFeed",
+    "Degraded",
     "FleetView",
     "Store",
     "create_engine",

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +23,7 @@ from persistence.engine import serialize_lifecycle
 from persistence.membership import change_state, stopped_events
 from persistence.queries import select_rollouts
 from persistence.rollout_control import IN_PROGRESS, abort_rollout
-from persistence.tables import commands, emergency_acks, rollouts
+from persistence.tables import commands, emergency_acks, occurrences, rollouts
 from persistence.transactions import ALL_CHANGES, Change
 from schemas import (
     AckVerdict,
@@ -30,6 +31,7 @@ from schemas import (
     CommandRecord,
     CommandStatus,
     EmergencyAck,
+    EmergencyCommand,
     EventKind,
     NewEvent,
     OccurrenceRecord,
@@ -37,6 +39,7 @@ from schemas import (
     RunState,
     SignedCommand,
     Superseded,
+    UnknownTargets,
     Verification,
 )
 
@@ -61,7 +64,13 @@ class EmergencyStore(CommandLog):
         self, signed: SignedCommand, *, issued_by: str, verify: Verifier | None = None
     ) -> CommandRecord:
         """Store an emergency command. With ``verify`` its verdict is recorded at once;
-        without (an issuer that trusts no keys), the first occurrence to see it does."""
+        without (an issuer that trusts no keys), the first occurrence to see it does.
+
+        A command that names an occurrence this database has never registered raises
+        ``UnknownTargets`` and records nothing (a typo must not be accepted as a stop of
+        nobody). A refused command is recorded whatever it names: its targets are not
+        to be trusted.
+        """
 
         async def work(conn: AsyncConnection) -> CommandRecord:
             await serialize_lifecycle(conn)
@@ -77,7 +86,8 @@ class EmergencyStore(CommandLog):
                 nonce=nonce_of(signed.payload),
             )
             if verify is not None:
-                return await self._settle(conn, record, verify, now)
+                return await self._settle(conn, record, verify, now, known_targets=True)
+            await _refuse_unknown_targets(conn, _claimed_targets(signed.payload))
             await self._append(conn, now, [command_event(record)], EMERGENCY_ONLY)
             return record
 
@@ -99,12 +109,22 @@ class EmergencyStore(CommandLog):
         return await self._write(work)
 
     async def _settle(
-        self, conn: AsyncConnection, record: CommandRecord, verify: Verifier, now: float
+        self,
+        conn: AsyncConnection,
+        record: CommandRecord,
+        verify: Verifier,
+        now: float,
+        *,
+        known_targets: bool = False,
     ) -> CommandRecord:
+        """Record the verdict; with ``known_targets``, an accepted command naming an
+        unknown occurrence raises ``UnknownTargets`` instead (the caller rolls back)."""
         assert record.signed is not None
         used = await _nonce_used(conn, record)
         verdict = verify(record.signed, record.created_at, lambda _nonce: used)
         command = verdict.command
+        if known_targets and verdict.accepted and command is not None:
+            await _refuse_unknown_targets(conn, command.targets)
         settled = record.model_copy(
             update={
                 "status": CommandStatus.ACCEPTED if verdict.accepted else CommandStatus.REFUSED,
@@ -231,6 +251,32 @@ class EmergencyStore(CommandLog):
             return [EmergencyAck.model_validate(dict(r._mapping)) for r in rows]
 
         return await self._read(work)
+
+
+def _claimed_targets(payload: str) -> tuple[str, ...]:
+    """The targets an unverified payload claims (none if it cannot be read)."""
+    try:
+        return EmergencyCommand.model_validate_json(payload).targets
+    except ValidationError:
+        return ()
+
+
+async def _refuse_unknown_targets(conn: AsyncConnection, targets: tuple[str, ...]) -> None:
+    if not targets:
+        return
+    known = set(
+        await conn.scalars(
+            select(occurrences.c.occurrence_id)
+            .where(occurrences.c.occurrence_id.in_(targets))
+            .distinct()
+        )
+    )
+    unknown = [target for target in targets if target not in known]
+    if unknown:
+        raise UnknownTargets(
+            f"no occurrence {', '.join(repr(t) for t in unknown)} has ever joined this fleet: "
+            "check the id (`status` lists the occurrences); nothing was recorded"
+        )
 
 
 async def _nonce_used(conn: AsyncConnection, record: CommandRecord) -> bool:

@@ -25,10 +25,11 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from persistence.tables import metadata
+from persistence.transient import is_transient
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 WRITE_OPTION = "coordinator_write"
@@ -131,6 +132,15 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(_WAL_RETRY_PAUSE)
 
 
+def _add_columns_added_since_0_1(conn: Connection) -> None:
+    """Databases made by 0.1 lack ``rollouts.version``; ``create_all`` adds no column to a
+    table that exists. A stopgap until schema migrations: the column's default (0) is
+    right for every existing rollout."""
+    columns = {c["name"] for c in inspect(conn).get_columns("rollouts")}
+    if "version" not in columns:
+        conn.execute(text("ALTER TABLE rollouts ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     """Create missing tables; safe to call from many processes at once."""
     for attempt in range(_WAL_ATTEMPTS):
@@ -141,10 +151,13 @@ async def create_schema(engine: AsyncEngine) -> None:
                     # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: one at a time.
                     await serialize_lifecycle(conn)
                     await conn.run_sync(metadata.create_all, checkfirst=True)
+                    await conn.run_sync(_add_columns_added_since_0_1)
             return
-        except OperationalError as exc:
-            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+        except DBAPIError as exc:
+            # A busy file, a full server or disk: heals, so a starting occurrence waits.
+            if not is_transient(exc) or attempt == _WAL_ATTEMPTS - 1:
                 raise
+            await anyio.sleep(min(_WAL_RETRY_PAUSE * (attempt + 1), 0.5))
 
 
 async def missing_tables(engine: AsyncEngine) -> list[str]:

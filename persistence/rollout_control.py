@@ -133,7 +133,7 @@ async def _set_status(
         update(rollouts)
         .where(rollouts.c.rollout_id == rollout.rollout_id)
         .where(rollouts.c.status.in_(expected))
-        .values(**values)
+        .values(version=rollouts.c.version + 1, **values)
     )
     return result.rowcount == 1
 

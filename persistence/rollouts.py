@@ -28,6 +28,7 @@ from schemas import (
     RolloutStatus,
     SharedTask,
     StaleFencingToken,
+    StaleRolloutView,
     TaskStatus,
     WaveRecord,
     WaveStatus,
@@ -64,6 +65,31 @@ def _wave_progress(wave: WaveRecord) -> dict[str, Any]:
         "reached": list(wave.reached),
         "failed": list(wave.failed),
     }
+
+
+async def _raise_why_not_applied(
+    conn: AsyncConnection, rollout_id: str, holder: str, token: int, based_on: int
+) -> None:
+    """A fenced step matched no row: say which fence stopped it."""
+    row = (
+        await conn.execute(
+            select(
+                rollouts.c.driver_id,
+                rollouts.c.driver_token,
+                rollouts.c.status,
+                rollouts.c.version,
+            ).where(rollouts.c.rollout_id == rollout_id)
+        )
+    ).first()
+    held = row is not None and (row.driver_id, row.driver_token) == (holder, token)
+    if not held or row is None or row.status != RolloutStatus.RUNNING.value:
+        raise StaleFencingToken(
+            f"driver token {token} of {holder!r} is no longer current for {rollout_id}"
+        )
+    raise StaleRolloutView(
+        f"rollout {rollout_id} is at version {row.version}; the step was computed from "
+        f"version {based_on}"
+    )
 
 
 class RolloutStore(StoreBase):
@@ -162,8 +188,10 @@ class RolloutStore(StoreBase):
     ) -> None:
         """Apply one step of the state machine and renew (or release) the driver lease.
 
-        Fenced: raises ``StaleFencingToken`` and writes nothing if ``token`` is no longer
-        the rollout's current driver token, or the rollout is no longer running.
+        Fenced twice, and writes nothing unless both hold: ``StaleFencingToken`` if
+        ``token`` is no longer the rollout's current driver token or the rollout is no
+        longer running; ``StaleRolloutView`` if the rollout changed since the version the
+        step was computed from (``change.based_on``): the step is then recomputed.
         """
 
         async def work(conn: AsyncConnection) -> None:
@@ -175,34 +203,99 @@ class RolloutStore(StoreBase):
                 .where(rollouts.c.driver_id == holder)
                 .where(rollouts.c.driver_token == token)
                 .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .where(rollouts.c.version == change.based_on)
                 .values(
                     status=change.status.value,
                     finished_at=change.finished_at,
                     abort_reason=change.abort_reason,
                     driver_id=holder if keep else None,
                     driver_lease_expires_at=now + lease_ttl if keep else now,
+                    version=rollouts.c.version + 1,
                 )
+            )
+            if result.rowcount == 0:
+                await _raise_why_not_applied(conn, rollout_id, holder, token, change.based_on)
+            await self._apply_waves(conn, rollout_id, change, now)
+
+        await self._write(work)
+
+    async def renew_driver(
+        self, rollout_id: str, holder: str, token: int, lease_ttl: float
+    ) -> None:
+        """Extend the driver lease without changing the rollout (nothing to step).
+
+        Fenced by the token alone, and bumps no version: a renewal changes no state a
+        step is computed from. Raises ``StaleFencingToken`` if the lease is no longer
+        this holder's or the rollout no longer runs.
+        """
+
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .where(rollouts.c.driver_id == holder)
+                .where(rollouts.c.driver_token == token)
+                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .values(driver_lease_expires_at=self.now() + lease_ttl)
             )
             if result.rowcount == 0:
                 raise StaleFencingToken(
                     f"driver token {token} of {holder!r} is no longer current for {rollout_id}"
                 )
-            for wave in change.waves:
-                await conn.execute(
-                    update(waves)
-                    .where(waves.c.rollout_id == rollout_id)
-                    .where(waves.c.wave_index == wave.index)
-                    .values(**_wave_progress(wave))
-                )
-            if change.fail_task:
-                await conn.execute(
-                    update(tasks)
-                    .where(tasks.c.task_id == rollout_id)
-                    .values(status=TaskStatus.FAILED.value, updated_at=now)
-                )
-            await self._append(conn, now, change.events)
 
         await self._write(work)
+
+    async def conclude_rollout(self, rollout_id: str, change: RolloutChange) -> bool:
+        """Apply a final ``change`` to a rollout nobody drives (see ``conclude_abandoned``):
+        only while it is still running, at the version the change was computed from, and
+        with its driver lease free or expired. Returns whether it was applied; False
+        means someone else moved it first, and nothing was written."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            now = self.now()
+            result = await conn.execute(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .where(rollouts.c.version == change.based_on)
+                .where(
+                    rollouts.c.driver_lease_expires_at.is_(None)
+                    | (rollouts.c.driver_lease_expires_at <= now)
+                )
+                .values(
+                    status=change.status.value,
+                    finished_at=change.finished_at,
+                    abort_reason=change.abort_reason,
+                    driver_id=None,
+                    driver_lease_expires_at=now,
+                    version=rollouts.c.version + 1,
+                )
+            )
+            if result.rowcount == 0:
+                return False
+            await self._apply_waves(conn, rollout_id, change, now)
+            return True
+
+        return await self._write(work)
+
+    async def _apply_waves(
+        self, conn: AsyncConnection, rollout_id: str, change: RolloutChange, now: float
+    ) -> None:
+        """The rest of a fenced step, once its rollout row matched: waves, task, events."""
+        for wave in change.waves:
+            await conn.execute(
+                update(waves)
+                .where(waves.c.rollout_id == rollout_id)
+                .where(waves.c.wave_index == wave.index)
+                .values(**_wave_progress(wave))
+            )
+        if change.fail_task:
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == rollout_id)
+                .values(status=TaskStatus.FAILED.value, updated_at=now)
+            )
+        await self._append(conn, now, change.events)
 
     async def release_driver(self, rollout_id: str, holder: str, token: int) -> None:
         """Give the lease up at once (a clean exit), so takeover is one poll away."""
@@ -241,6 +334,11 @@ class RolloutStore(StoreBase):
             if rollout.status.is_finished or last.status is not WaveStatus.PENDING:
                 return None
             members = (*last.members, occurrence_id)
+            await conn.execute(
+                update(rollouts)
+                .where(rollouts.c.rollout_id == rollout_id)
+                .values(version=rollouts.c.version + 1)
+            )
             await conn.execute(
                 update(waves)
                 .where(waves.c.rollout_id == rollout_id)

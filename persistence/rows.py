@@ -91,6 +91,7 @@ def rollout_from_row(row: Row[Any], waves: Sequence[WaveRecord]) -> RolloutRecor
         driver_id=m["driver_id"],
         driver_token=m["driver_token"],
         driver_lease_expires_at=m["driver_lease_expires_at"],
+        version=m["version"],
         waves=tuple(sorted(waves, key=lambda w: w.index)),
     )
 

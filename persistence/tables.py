@@ -127,6 +127,9 @@ rollouts = Table(
     Column("driver_id", String(64)),
     Column("driver_token", Integer, nullable=False, server_default="0"),
     Column("driver_lease_expires_at", UnixTime),
+    # Bumped by every write to the rollout or its waves; a step must name the version it
+    # was computed from (fencing the state, not only the holder).
+    Column("version", Integer, nullable=False, server_default="0"),
     Index("ix_rollouts_kind_created", "kind", "created_at"),
     Index("ix_rollouts_status", "status"),
 )

@@ -5,18 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
 from sqlalchemy import insert, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_OPTION
 from persistence.log import get_logger
 from persistence.tables import events
+from persistence.transient import is_transient
 from persistence.write_gate import WriteGate, gate_file_of
 from schemas import DatabaseUnavailable, NewEvent
 
@@ -62,27 +64,6 @@ Clock = Callable[[], float]
 """Returns the current time in Unix seconds."""
 
 
-# PostgreSQL SQLSTATEs a retry cures: serialization failure, deadlock, the server
-# shutting down or starting up, and the connection-exception class (08xxx).
-_TRANSIENT_SQLSTATES = ("40001", "40P01", "57P01", "57P02", "57P03")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that a retry may cure: a busy SQLite file, a dropped connection,
-    a PostgreSQL restart or serialization conflict."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if isinstance(sqlstate, str) and (sqlstate in _TRANSIENT_SQLSTATES or sqlstate[:2] == "08"):
-        return True
-    if isinstance(exc, OperationalError):
-        text = str(exc).lower()
-        return "locked" in text or "busy" in text
-    return False
-
-
 def describe_error(exc: DBAPIError | OSError, *, deadline: float | None = None) -> str:
     """The driver's or the network's own words, without SQLAlchemy's statement dump;
     ``deadline`` is the seconds an unexplained ``TimeoutError`` waited."""
@@ -106,12 +87,26 @@ def database_failure(exc: BaseException) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Degraded:
+    """The database has kept failing since ``since`` (store clock), with ``error``."""
+
+    since: float
+    error: str
+    writes: bool
+    """Writes failed (a full disk fails writes while reads go on): only a write that
+    succeeds ends it."""
+
+
 class StoreBase:
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self.engine = engine
         self._clock = clock
         self.clock_offset = 0.0
         """Seconds to add to the local clock to read the database server's clock."""
+        self.degraded: Degraded | None = None
+        """Set while transactions keep failing after their retries; cleared (and logged
+        as ``database_recovered``) by the next one that succeeds."""
         gate = gate_file_of(engine.url.database) if self.backend == "sqlite" else None
         self._write_gate = WriteGate(gate, SQLITE_BUSY_TIMEOUT_MS / 1000) if gate else None
 
@@ -186,6 +181,8 @@ class StoreBase:
                         changed = conn.info.pop(_APPENDED, frozenset())
                 if changed:
                     self.touch_wake_files(changed)
+                if self.degraded is not None and (write or not self.degraded.writes):
+                    self._recovered()
                 return result
             except (DBAPIError, OSError) as exc:
                 # A bare OSError is the network itself: asyncpg raises a refused or reset
@@ -194,13 +191,27 @@ class StoreBase:
                     raise
                 error = describe_error(exc, deadline=NETWORK_DEADLINE)
                 if attempt == RETRY_ATTEMPTS:
+                    self._degrade(error, write)
                     raise DatabaseUnavailable(
                         f"database still failing after {attempt} attempts: {error}"
                     ) from exc
-                log.warning("database_retry", attempt=attempt, delay=delay, error=error)
+                # Once degraded, say so once, not at every attempt of every poll.
+                retry_log = log.debug if self.degraded is not None else log.warning
+                retry_log("database_retry", attempt=attempt, delay=delay, error=error)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
         raise AssertionError("unreachable")
+
+    def _degrade(self, error: str, write: bool) -> None:
+        if self.degraded is None:
+            self.degraded = Degraded(since=self._clock(), error=error, writes=write)
+            log.error("database_degraded", error=error, writes=write, retrying=True)
+
+    def _recovered(self) -> None:
+        assert self.degraded is not None
+        down_for = self._clock() - self.degraded.since
+        log.warning("database_recovered", down_for=round(down_for, 1), error=self.degraded.error)
+        self.degraded = None
 
     def _gate(self, write: bool) -> AbstractAsyncContextManager[None]:
         """SQLite writers queue at the write gate first (see ``write_gate``)."""

@@ -29,13 +29,21 @@ from schemas.errors import (
     ConfigurationError,
     CoordinatorError,
     DatabaseUnavailable,
+    InvalidFleetId,
     InvalidOccurrenceId,
     NotFound,
     StaleFencingToken,
+    StaleRolloutView,
     Superseded,
+    UnknownTargets,
 )
 from schemas.events import EventKind, RunState
-from schemas.ids import SHARED_OCCURRENCE_ID, validate_occurrence_id
+from schemas.ids import (
+    DEFAULT_FLEET_ID,
+    SHARED_OCCURRENCE_ID,
+    validate_fleet_id,
+    validate_occurrence_id,
+)
 from schemas.plan import PlannedWave, RolloutPlan
 from schemas.records import (
     Claim,
@@ -51,6 +59,7 @@ from schemas.records import (
 from schemas.settings import Settings, load_settings
 
 __all__ = [
+    "DEFAULT_FLEET_ID",
     "EMERGENCY_SHUTDOWN",
     "OPEN_TASK_STATUSES",
     "SHARED_OCCURRENCE_ID",
@@ -70,6 +79,7 @@ __all__ = [
     "EmergencyCommand",
     "EventKind",
     "EventRecord",
+    "InvalidFleetId",
     "InvalidOccurrenceId",
     "LifecycleKind",
     "NewEvent",
@@ -88,12 +98,15 @@ __all__ = [
     "SharedTask",
     "SignedCommand",
     "StaleFencingToken",
+    "StaleRolloutView",
     "Superseded",
     "TaskStatus",
+    "UnknownTargets",
     "Verdict",
     "Verification",
     "WaveRecord",
     "WaveStatus",
     "load_settings",
+    "validate_fleet_id",
     "validate_occurrence_id",
 ]

@@ -11,13 +11,16 @@ import re
 from enum import StrEnum
 from typing import Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from schemas.ids import validate_occurrence_id
+from schemas.errors import InvalidFleetId
+from schemas.ids import validate_fleet_id, validate_occurrence_id
 
 EMERGENCY_SHUTDOWN: Final = "emergency_shutdown"
 MAX_REASON_LENGTH = 500  # characters
 NONCE_HEX_LENGTH = 32
+MAX_ISSUED_AT = 2**53 - 1
+"""The largest integer every JSON parser reads exactly (JavaScript's safe integers)."""
 
 _NONCE = re.compile(rf"[0-9a-f]{{{NONCE_HEX_LENGTH}}}")
 
@@ -25,19 +28,32 @@ _NONCE = re.compile(rf"[0-9a-f]{{{NONCE_HEX_LENGTH}}}")
 class EmergencyCommand(BaseModel):
     """Stop now, without a decision or canary waves: an operator's signed order.
 
-    ``targets`` empty means the whole fleet.
+    ``targets`` empty means the whole fleet. The README's "canonical form" section is the
+    contract for issuers written in other languages; ``canonical_bytes`` implements it.
     """
 
-    # Infinity or NaN would have no canonical JSON form, so no signature could cover them.
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     action: Literal["emergency_shutdown"] = EMERGENCY_SHUTDOWN
+    audience: str
+    """The fleet the command is for (its ``COORDINATOR_FLEET_ID``): any other refuses it,
+    so a command signed for one fleet cannot be replayed to another that trusts the key."""
     reason: str
     targets: tuple[str, ...] = ()
-    issued_at: float
-    """Unix seconds, on the issuing machine's clock."""
+    issued_at: StrictInt = Field(ge=0, le=MAX_ISSUED_AT)
+    """Whole Unix seconds, on the issuing machine's clock. An integer, because a float's
+    JSON spelling differs between languages (Python writes ``1700000000.0``), so an
+    issuer elsewhere could not produce the signed bytes."""
     nonce: str
     """32 lowercase hex characters, unique per command: a second use is a replay."""
+
+    @field_validator("audience")
+    @classmethod
+    def _audience(cls, value: str) -> str:
+        try:
+            return validate_fleet_id(value)
+        except InvalidFleetId as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("reason")
     @classmethod
@@ -70,9 +86,11 @@ class EmergencyCommand(BaseModel):
         return value
 
     def canonical_bytes(self) -> bytes:
-        """The bytes that are signed: compact JSON of the five fields, keys sorted, UTF-8."""
+        """The bytes that are signed: compact JSON of the six fields, keys sorted, UTF-8
+        (for these fields, the same bytes as RFC 8785's JSON Canonicalization Scheme)."""
         fields = {
             "action": self.action,
+            "audience": self.audience,
             "reason": self.reason,
             "targets": list(self.targets),
             "issued_at": self.issued_at,
@@ -109,6 +127,8 @@ class RefusalReason(StrEnum):
     MALFORMED = "malformed"
     UNKNOWN_KEY = "unknown_key"
     BAD_SIGNATURE = "bad_signature"
+    WRONG_AUDIENCE = "wrong_audience"
+    """Signed for another fleet (its ``audience`` is not this fleet's id)."""
     EXPIRED = "expired"
     FROM_THE_FUTURE = "from_the_future"
     REPLAYED = "replayed"

@@ -23,12 +23,26 @@ class InvalidOccurrenceId(ConfigurationError):
     """An occurrence id must be 1-64 letters, digits, '.', '_' or '-', and not '__shared__'."""
 
 
+class InvalidFleetId(ConfigurationError):
+    """A fleet id must be 1-64 letters, digits, '.', '_' or '-'."""
+
+
+class UnknownTargets(CoordinatorError, ValueError):
+    """An emergency command names occurrences this fleet has never seen; nothing was
+    recorded."""
+
+
 class NotFound(CoordinatorError, LookupError):
     """The requested record does not exist."""
 
 
 class StaleFencingToken(CoordinatorError):
     """A write carried a fencing token that is no longer current: another holder took over."""
+
+
+class StaleRolloutView(CoordinatorError):
+    """A rollout step was computed from a state that has changed since: nothing was
+    written; read the rollout again and recompute."""
 
 
 class Superseded(CoordinatorError):

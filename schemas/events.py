@@ -34,6 +34,9 @@ class EventKind(StrEnum):
     COMMAND_REFUSED = "command_refused"
     EMERGENCY_ACKNOWLEDGED = "emergency_acknowledged"
     EMERGENCY_REFUSED = "emergency_refused"
+    DATABASE_RECOVERED = "database_recovered"
+    """An occurrence could not reach the database for a while and now can again:
+    ``details`` has ``down_for`` (seconds) and the last ``error``."""
     RUN_STATE = "run_state"
     """Seed 001's run-state vocabulary, in ``details["state"]``: see ``RunState``."""
 

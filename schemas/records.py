@@ -114,6 +114,10 @@ class RolloutRecord(Record):
     driver_id: str | None
     driver_token: int
     driver_lease_expires_at: float | None
+    version: int = 0
+    """Bumped by every write to the rollout's state or its waves (a step, an operator's
+    action, a late joiner): a step names the version it was computed from, so a step
+    from a stale view writes nothing."""
     waves: tuple[WaveRecord, ...]
 
     def wave_of(self, occurrence_id: str) -> WaveRecord | None:
@@ -146,8 +150,11 @@ class NewEvent(Record):
 
 
 class RolloutChange(Record):
-    """What one step of the rollout state machine changes; applied atomically, fenced."""
+    """What one step of the rollout state machine changes; applied atomically, fenced by
+    the driver's token and by the rollout version it was computed from."""
 
+    based_on: int
+    """``RolloutRecord.version`` of the state this change was computed from."""
     status: RolloutStatus
     finished_at: float | None = None
     abort_reason: str | None = None

@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.errors import ConfigurationError, InvalidOccurrenceId
-from schemas.ids import validate_occurrence_id
+from schemas.errors import ConfigurationError, InvalidFleetId, InvalidOccurrenceId
+from schemas.ids import DEFAULT_FLEET_ID, validate_fleet_id, validate_occurrence_id
 
 ENV_PREFIX = "COORDINATOR_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./coordinator.db"
@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_DATABASE_URL
+    fleet_id: str = Field(
+        default=DEFAULT_FLEET_ID,
+        description="this fleet's identity: the audience every emergency command must name",
+    )
     occurrence_id: str = Field(
         default="default", validation_alias=_env("occurrence_id", "AGENT_OCCURRENCE_ID")
     )
@@ -163,6 +167,11 @@ class Settings(BaseSettings):
         "emergency commands",
     )
     emergency_max_age: Duration = 300.0
+    api_allowed_hosts: str = Field(
+        default="",
+        description="comma-separated host names `serve` answers to besides IP addresses, "
+        "localhost and its --host (a guard against DNS rebinding)",
+    )
     api_token: SecretStr | None = Field(
         default=None,
         description="bearer token the control API demands on mutating routes (`serve`)",
@@ -173,7 +182,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalize_database_url(_utf8(value))
 
-    @field_validator("engine", "trusted_keys")
+    @field_validator("engine", "trusted_keys", "api_allowed_hosts")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else _utf8(value)
@@ -185,6 +194,14 @@ class Settings(BaseSettings):
         # with its newline must lose it here too; a blank token is no token.
         token = value.get_secret_value().strip() if value is not None else ""
         return SecretStr(token) if token else None
+
+    @field_validator("fleet_id")
+    @classmethod
+    def _fleet_id(cls, value: str) -> str:
+        try:
+            return validate_fleet_id(value)
+        except InvalidFleetId as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("occurrence_id")
     @classmethod

@@ -42,7 +42,14 @@ from coordinator.emergency import make_verifier
 from coordinator.signing import generate_key_pair, load_private_key, new_command, sign
 from persistence import Store
 from persistence.emergency import Verifier
-from schemas import AckVerdict, LifecycleKind, OccurrenceState, RolloutStatus, load_settings
+from schemas import (
+    DEFAULT_FLEET_ID,
+    AckVerdict,
+    LifecycleKind,
+    OccurrenceState,
+    RolloutStatus,
+    load_settings,
+)
 
 TIMINGS = {
     "COORDINATOR_EXPLORER_SOAK": "1",
@@ -85,7 +92,8 @@ async def stop(
 ) -> list[float]:
     """Sign and record a stop for ``targets`` (none: the whole fleet), then wait for the
     ``expected`` occurrences' acknowledgements."""
-    signed = sign(new_command("bench", targets, now=time.time()), load_private_key(key_path))
+    order = new_command("bench", targets, now=time.time(), audience=DEFAULT_FLEET_ID)
+    signed = sign(order, load_private_key(key_path))
     record = await store.submit_emergency(signed, issued_by="bench", verify=verify)
     end = time.monotonic() + ACK_PATIENCE
     acks = []

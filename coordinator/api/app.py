@@ -1,7 +1,9 @@
 """The control API's application: ``create_app(settings, store, read_only=...)``.
 
-Reads (status, events, diagnostics, metrics, commands) are open: bind the server to
-loopback or put it behind your proxy. Every route that changes the fleet demands the
+Reads (status, events, diagnostics, metrics, commands without their signatures) are
+open: bind the server to loopback or put it behind your proxy. It answers only Host
+headers it knows (``coordinator.api.hosts``), so a browser page cannot reach a loopback
+server by DNS rebinding. Every route that changes the fleet demands the
 bearer token of ``COORDINATOR_API_TOKEN``; the emergency route also demands a valid
 signature, which is judged and recorded by the store, not here.
 
@@ -17,9 +19,14 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from coordinator.api import control, reads
-from coordinator.api.context import Access, ApiContext
+from coordinator.api.context import Access, ApiContext, context_of
 from coordinator.api.diagnostics import package_versions
-from coordinator.api.errors import install_error_handlers, unhandled_error_response
+from coordinator.api.errors import (
+    error_response,
+    install_error_handlers,
+    unhandled_error_response,
+)
+from coordinator.api.hosts import ALLOWED_HOSTS_ENV, allowed_host_names, host_allowed
 from coordinator.emergency import make_verifier
 from coordinator.logs import get_logger
 from coordinator.signing import load_trusted_keys
@@ -38,10 +45,13 @@ route also needs a command signed by a key in `COORDINATOR_TRUSTED_KEYS`. Every 
 """
 
 
-def create_app(settings: Settings, store: Store, *, read_only: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, store: Store, *, read_only: bool = False, bind_host: str | None = None
+) -> FastAPI:
     """The application over an open ``store``; the caller opens and closes it.
 
     Without ``settings.api_token`` the API is read-only whatever ``read_only`` says.
+    ``bind_host`` (the ``--host`` it listens on) is one of the host names it answers.
     Raises ``ConfigurationError`` if a trusted key does not load.
     """
     version = package_versions()["coordinator"] or "unknown"
@@ -61,12 +71,34 @@ def create_app(settings: Settings, store: Store, *, read_only: bool = False) -> 
         verifier=make_verifier(settings),
         key_ids=tuple(sorted(load_trusted_keys(settings.trusted_keys))),
         version=version,
+        allowed_hosts=allowed_host_names(bind_host, settings.api_allowed_hosts),
     )
     install_error_handlers(app)
     app.include_router(reads.router)
     app.include_router(control.router)
+    app.middleware("http")(_check_host)  # inside the log: a refused host is logged too
     app.middleware("http")(_log_request)
     return app
+
+
+async def _check_host(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    header = request.headers.get("host")
+    if not host_allowed(header, context_of(request).allowed_hosts):
+        log.warning("api_host_refused", host=header, client=_client(request))
+        return error_response(
+            400,
+            "host_not_allowed",
+            f"this server does not answer to the host {header!r} (a guard against DNS "
+            f"rebinding): use an IP address, localhost or the --host name, or list the name "
+            f"in {ALLOWED_HOSTS_ENV}",
+        )
+    return await call_next(request)
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 async def _log_request(
@@ -84,7 +116,7 @@ async def _log_request(
         method=request.method,
         path=request.url.path,
         status=response.status_code,
-        client=request.client.host if request.client else None,
+        client=_client(request),
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return response

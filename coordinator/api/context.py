@@ -29,6 +29,8 @@ class ApiContext:
     """Judges emergency commands with the keys of ``COORDINATOR_TRUSTED_KEYS``."""
     key_ids: tuple[str, ...]
     version: str
+    allowed_hosts: frozenset[str] = frozenset({"localhost"})
+    """Host names answered besides IP addresses (``coordinator.api.hosts``)."""
 
 
 def context_of(source: Request | FastAPI) -> ApiContext:

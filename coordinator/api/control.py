@@ -86,10 +86,12 @@ async def control_rollout(
 )
 async def emergency_shutdown(request: Request, body: SignedCommand) -> CommandAnswer:
     """Stop now, without a decision or waves: the body is a command signed with a key in
-    `COORDINATOR_TRUSTED_KEYS` (`payload`, `signature`, `key_id`). A command that is
-    unsigned, forged, expired, from the future or replayed is refused with 403 and the
-    refusal is recorded; it changes nothing else. Follow the acknowledgements with
-    `GET /v1/commands/{command_id}`."""
+    `COORDINATOR_TRUSTED_KEYS` (`payload`, `signature`, `key_id`) for this fleet (its
+    `audience` is `COORDINATOR_FLEET_ID`). A command that is unsigned, forged, for another
+    fleet, expired, from the future or replayed is refused with 403 and the refusal is
+    recorded; it changes nothing else, and no occurrence acts on it. A valid command
+    naming an occurrence that never joined the fleet is 422 `unknown_target`, and nothing
+    is recorded. Follow the acknowledgements with `GET /v1/commands/{command_id}`."""
     context = context_of(request)
     record = await context.store.submit_emergency(
         body, issued_by=issuer(request), verify=context.verifier

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordinator.logs import get_logger
 from persistence import database_failure
-from schemas import NotFound
+from schemas import NotFound, UnknownTargets
 
 log = get_logger("coordinator.api")
 
@@ -83,6 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(UnknownTargets, _unknown_targets)  # type: ignore[arg-type]
 
 
 def unhandled_error_response(request: Request, exc: Exception) -> JSONResponse:
@@ -161,3 +162,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
     log.info("api_refused", path=request.url.path, status=404, error="not_found")
     return error_response(404, "not_found", str(exc))
+
+
+async def _unknown_targets(request: Request, exc: UnknownTargets) -> JSONResponse:
+    log.info("api_refused", path=request.url.path, status=422, error="unknown_target")
+    return error_response(422, "unknown_target", str(exc))

@@ -12,7 +12,7 @@ from coordinator.api.context import context_of
 from coordinator.api.diagnostics import collect_diagnostics
 from coordinator.api.errors import ErrorBody
 from coordinator.fleet_report import collect_status
-from schemas import CommandKind, RolloutRecord
+from schemas import CommandKind, CommandRecord, RolloutRecord
 
 MAX_EVENTS_PAGE = 1000
 MAX_STATUS_ROLLOUTS = 100
@@ -27,10 +27,12 @@ async def status(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_STATUS_ROLLOUTS)] = 10,
 ) -> dict[str, Any]:
-    """The report of `python -m coordinator status --json`: each occurrence (state, alive,
-    last heartbeat) and the newest rollouts with their waves and current gate."""
+    """The report of `python -m coordinator status --json`: the fleet's id, each
+    occurrence (state, alive, last heartbeat) and the newest rollouts with their waves
+    and current gate."""
     context = context_of(request)
-    return await collect_status(context.store, context.settings.member_ttl, limit)
+    report = await collect_status(context.store, context.settings.member_ttl, limit)
+    return {"fleet_id": context.settings.fleet_id, **report}
 
 
 @router.get("/v1/events", tags=["fleet"], summary="the audit trail, oldest first")
@@ -61,16 +63,25 @@ async def commands(
     limit: Annotated[int, Query(ge=1, le=MAX_COMMANDS_PAGE)] = 50,
     kind: CommandKind | None = None,
 ) -> CommandList:
+    """Operator commands, newest first. Open to anyone, so `signed` (an emergency
+    command's payload and signature as received) is left out: `null` here."""
     found = await context_of(request).store.commands(limit=limit, kind=kind)
-    return CommandList(commands=found)
+    return CommandList(commands=[_unsigned(c) for c in found])
 
 
 @router.get("/v1/commands/{command_id}", tags=["commands"], responses=_NOT_FOUND)
 async def command(request: Request, command_id: str) -> CommandDetail:
-    """One command and the acknowledgements of the occurrences it stopped (emergency)."""
+    """One command and the acknowledgements of the occurrences it stopped (emergency);
+    `signed` is left out, as in `GET /v1/commands`."""
     store = context_of(request).store
     found = await store.command(command_id)
-    return CommandDetail(command=found, acks=await store.emergency_acks(command_id))
+    return CommandDetail(command=_unsigned(found), acks=await store.emergency_acks(command_id))
+
+
+def _unsigned(record: CommandRecord) -> CommandRecord:
+    # The open reads never hand out a signed object: whoever holds one could post it
+    # again (a replay is refused, but a copy is still a credential) without the token.
+    return record.model_copy(update={"signed": None})
 
 
 @router.get("/v1/diagnostics", tags=["server"])

@@ -22,11 +22,18 @@ GRACEFUL_SHUTDOWN = 5  # seconds requests in flight get after a stop signal
 log = get_logger("coordinator.api")
 
 
-async def serve_api(settings: Settings, url: str, listener: socket.socket, read_only: bool) -> None:
-    """Serve until SIGTERM or SIGINT; prints the address on stdout once listening."""
+async def serve_api(
+    settings: Settings,
+    url: str,
+    listener: socket.socket,
+    read_only: bool,
+    bind_host: str | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; prints the address on stdout once listening.
+    ``bind_host`` is the ``--host`` as given (a name is one the server answers to)."""
     store = await Store.open(url, server_time=True)
     try:
-        app = create_app(settings, store, read_only=read_only)
+        app = create_app(settings, store, read_only=read_only, bind_host=bind_host)
         config = uvicorn.Config(
             app,
             log_config=None,  # structlog writes our lines; uvicorn's own only on errors

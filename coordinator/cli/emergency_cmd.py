@@ -41,6 +41,7 @@ from schemas import (
     EmergencyAck,
     Settings,
     SignedCommand,
+    UnknownTargets,
 )
 
 EXIT_TIMEOUT = 4
@@ -57,7 +58,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Sign an emergency shutdown with an Ed25519 private key and record it. "
         "Every targeted occurrence verifies it against COORDINATOR_TRUSTED_KEYS, calls "
         "on_emergency_stop, acknowledges and exits (run exits with code 3). A forged, "
-        "unsigned, expired or replayed command changes nothing and is recorded as refused. "
+        "unsigned, expired, replayed or other fleet's command changes nothing and is "
+        "recorded as refused; a --target that never joined the fleet is refused before "
+        "anything is recorded. "
         "Exit 0 when recorded (with --wait: when every target stopped; with --print: "
         "printed), 1 when refused or a target refused, 2 on bad input, 4 when --wait timed "
         "out.",
@@ -105,6 +108,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--by", default=None, type=requester_text, help="who asks (default: user@host)"
     )
+    parser.add_argument(
+        "--fleet-id",
+        dest="fleet_id",
+        metavar="ID",
+        type=utf8_text,
+        help="the fleet the command is for, signed into it as its audience; occurrences of "
+        "any other fleet refuse it (default: COORDINATOR_FLEET_ID, else 'default')",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=handle)
 
@@ -114,10 +125,10 @@ def handle(args: argparse.Namespace) -> int:
     try:
         check_key_file(args.key)
         key = load_private_key(args.key)
-        order = new_command(args.reason, args.target, now=time.time())
+        settings = settings_from_args(args)
+        order = new_command(args.reason, args.target, now=time.time(), audience=settings.fleet_id)
         if not args.print:
             url = existing_database_url(args)
-            settings = settings_from_args(args)
     except ConfigurationError as exc:
         return refuse(command, exc)
     except ValidationError as exc:
@@ -131,7 +142,7 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         return anyio.run(_issue, url, settings, signed, args)
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, UnknownTargets) as exc:
         return refuse(command, exc)
 
 

@@ -120,3 +120,13 @@ def existing_database_url(args: argparse.Namespace) -> str:
                 f"--db / {setting_env_name('database_url')} at the fleet's database"
             )
     return url
+
+
+def may_write(url: str) -> bool:
+    """Whether this process may write the database: for a SQLite file, write access to it
+    and to its directory (for the journal); a server's database is assumed writable (a
+    role that may only read is refused each write, and the reads go on)."""
+    if not url.startswith("sqlite+aiosqlite:///"):
+        return True
+    path = Path(url.removeprefix("sqlite+aiosqlite:///"))
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

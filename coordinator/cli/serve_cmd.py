@@ -86,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
 
     try:
         with listener:
-            anyio.run(serve_api, settings, url, listener, args.read_only)
+            anyio.run(serve_api, settings, url, listener, args.read_only, args.host)
     except DatabaseUnavailable as exc:
         return refuse("serve", exc)
     return EXIT_OK

@@ -13,6 +13,7 @@ from coordinator.cli.options import (
     EXIT_OK,
     add_database_flag,
     existing_database_url,
+    may_write,
     refuse,
     settings_from_args,
 )
@@ -26,10 +27,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         commands,
         "status",
         help="show the occurrences and the rollouts",
-        description="Show every occurrence (its newest incarnation) and the recent rollouts; "
-        "for a rollout in progress, the current wave, what its gate waits for, and the "
-        "seconds to its next check and to its timeout. Needs only read access to the "
-        "database.",
+        description="Show the fleet id in force (COORDINATOR_FLEET_ID), every occurrence "
+        "(its newest incarnation) and the recent rollouts; for a rollout in progress, the "
+        "current wave, what its gate waits for, and the seconds to its next check and to "
+        "its timeout. Needs only read access to the database (with write access, it also "
+        "concludes a shutdown nobody is left to finish).",
         example_lines=(
             "python -m coordinator status --db sqlite:///./fleet.db",
             "python -m coordinator status --json | jq '.rollouts[0].current_wave'",
@@ -52,19 +54,21 @@ MAX_LIMIT = 10_000
 def handle(args: argparse.Namespace) -> int:
     try:
         url = existing_database_url(args)
-        member_ttl = settings_from_args(args).member_ttl
+        settings = settings_from_args(args)
     except ConfigurationError as exc:
         return refuse("status", exc)
     try:
-        report = anyio.run(_collect, url, member_ttl, args.limit)
+        report = anyio.run(_collect, url, settings.member_ttl, args.limit)
     except DatabaseUnavailable as exc:
         return refuse("status", exc)
+    report = {"fleet_id": settings.fleet_id, **report}
     print(json.dumps(report, indent=2) if args.json else render(report))
     return EXIT_OK
 
 
 async def _collect(url: str, member_ttl: float, limit: int) -> dict[str, Any]:
-    store = await Store.open(url, read_only=True)  # reading needs no write access
+    # Reading needs no write access; with it, status also concludes abandoned shutdowns.
+    store = await Store.open(url, read_only=not may_write(url))
     try:
         return await collect_status(store, member_ttl, limit)
     finally:

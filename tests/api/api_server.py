@@ -18,7 +18,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.signing import generate_key_pair, load_private_key, new_command, sign
-from schemas import SignedCommand
+from schemas import DEFAULT_FLEET_ID, SignedCommand
 
 TOKEN = "test-token-0123456789abcdef"
 START_DEADLINE = 30.0  # seconds for the server to listen and answer
@@ -41,11 +41,15 @@ class Signer:
         return cls(load_private_key(path), public_text)
 
     def command(
-        self, reason: str = "test stop", targets: Iterable[str] = (), *, at: float | None = None
+        self,
+        reason: str = "test stop",
+        targets: Iterable[str] = (),
+        *,
+        at: float | None = None,
+        audience: str = DEFAULT_FLEET_ID,
     ) -> SignedCommand:
-        return sign(
-            new_command(reason, targets, time.time() if at is None else at), self.private_key
-        )
+        issued = new_command(reason, targets, time.time() if at is None else at, audience=audience)
+        return sign(issued, self.private_key)
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:

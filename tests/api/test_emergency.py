@@ -23,7 +23,7 @@ from fleet_state import (
 
 from coordinator.signing import key_id
 from persistence import Store
-from schemas import CommandStatus, EventKind, RolloutStatus, SignedCommand
+from schemas import CommandStatus, RolloutStatus, SignedCommand
 
 pytestmark = pytest.mark.processes
 
@@ -82,6 +82,22 @@ def refused_commands(signer: Signer, stranger: Signer) -> dict[str, tuple[Signed
             signed_raw(signer, json.dumps(fields, indent=1)),
             "malformed",
         ),
+        "issue time as a float": (
+            signed_raw(signer, canonical(issued_at=float(fields["issued_at"]))),
+            "malformed",
+        ),
+        "no audience (a command of the old wire form)": (
+            signed_raw(
+                signer,
+                json.dumps(
+                    {k: v for k, v in fields.items() if k != "audience"},
+                    sort_keys=True,
+                    separators=(",", ":"),
+                ),
+            ),
+            "malformed",
+        ),
+        "signed for another fleet": (signer.command("stop", audience="fleet-z"), "wrong_audience"),
     }
 
 
@@ -131,38 +147,51 @@ async def test_a_replayed_command_is_refused_and_changes_nothing_more(
         assert_only_refusal_recorded(before, await snapshot(db), "replayed", "a re-signed replay")
 
 
-async def test_a_command_aimed_at_no_member_stops_nothing_while_one_for_all_aborts_the_rollout(
+async def test_a_command_naming_an_unknown_occurrence_is_422_and_nothing_is_recorded(
     api: ApiServer, seeded: Seeded, signer: Signer, db: Store
 ) -> None:
     before = await snapshot(db)
     async with api.authorized() as client:
-        aimed_elsewhere = await client.post(
-            ROUTE, json=signer.command("wrong fleet", targets=["occurrence-99"]).model_dump()
+        typo = await client.post(
+            ROUTE,
+            json=signer.command("typo", targets=[MEMBERS[0], "occurrence-99"]).model_dump(),
         )
-        after = await snapshot(db)
-        for_all = await client.post(ROUTE, json=signer.command("stop all").model_dump())
+        assert_nothing_changed(before, await snapshot(db), "a command naming an unknown target")
+        # A forged one is recorded as refused whatever it names: its targets are not
+        # trusted, and every refusal leaves its trace.
+        forged = await client.post(
+            ROUTE,
+            json=signer.command("forged", targets=["occurrence-99"])
+            .model_copy(update={"signature": ""})
+            .model_dump(),
+        )
+    assert typo.status_code == 422, typo.text
+    body = typo.json()
+    assert body["error"] == "unknown_target"
+    assert "'occurrence-99'" in body["message"] and "'occurrence-1'" not in body["message"]
+    assert (forged.status_code, forged.json()["error"]) == (403, "unsigned")
 
-    assert aimed_elsewhere.status_code == 202
-    accepted = aimed_elsewhere.json()["command"]
-    assert (accepted["status"], accepted["targets"]) == ("accepted", ["occurrence-99"])
-    # Recorded, and nothing else: no member, rollout or task moved.
-    assert (after.members, after.rollouts, after.tasks) == (
-        before.members,
-        before.rollouts,
-        before.tasks,
-    )
-    new_kinds = {e.kind for e in after.events[len(before.events) :]}
-    assert EventKind.COMMAND_ACCEPTED in new_kinds
-    assert not new_kinds & {EventKind.ROLLOUT_ABORTED, EventKind.OCCURRENCE_STATE_CHANGED}
 
-    # The control case: a command for the whole fleet does stop the running rollout.
+async def test_a_command_for_all_aborts_the_rollout_and_the_open_reads_leave_out_its_signature(
+    api: ApiServer, seeded: Seeded, signer: Signer, db: Store
+) -> None:
+    async with api.authorized() as client:
+        command = signer.command("stop all")
+        for_all = await client.post(ROUTE, json=command.model_dump())
+
     assert for_all.status_code == 202
+    assert for_all.json()["command"]["signed"] == command.model_dump()  # to its poster only
     assert (await db.rollout(seeded.wakeup_id)).status is RolloutStatus.ABORTED
-    async with api.client() as client:
-        command_id = for_all.json()["command"]["command_id"]
+    command_id = for_all.json()["command"]["command_id"]
+    async with api.client() as client:  # no token
         detail = (await client.get(f"/v1/commands/{command_id}")).json()
+        listed = (await client.get("/v1/commands")).json()["commands"]
     assert detail["command"]["status"] == CommandStatus.ACCEPTED.value
     assert detail["acks"] == []  # no occurrence process runs here to acknowledge it
+    # Without the token nobody gets a signed object: nothing to post again elsewhere.
+    assert detail["command"]["signed"] is None
+    assert [c["signed"] for c in listed] == [None]
+    assert (await db.command(command_id)).signed == command  # still stored whole
 
 
 async def test_a_body_that_is_not_a_signed_command_is_422_and_nothing_is_stored(

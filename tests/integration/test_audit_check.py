@@ -42,7 +42,9 @@ async def decided(store: Store, clock: FakeClock, kind: LifecycleKind) -> Rollou
 
 async def signal(store: Store, rollout: RolloutRecord, index: int, clock: FakeClock) -> None:
     wave = rollout.waves[index]
+    current = await store.rollout(rollout.rollout_id)
     change = RolloutChange(
+        based_on=current.version,
         status=RolloutStatus.RUNNING,
         waves=(
             wave.model_copy(update={"status": WaveStatus.SIGNALLED, "signalled_at": clock.now()}),

@@ -293,7 +293,7 @@ async def test_a_rollout_aborted_by_an_emergency_stop_passes(
 
     key = Ed25519PrivateKey.generate()
     settings = fast_settings(trusted_keys=public_key_text(key.public_key()))
-    order = sign(new_command("drill", (), now=clock.now()), key)
+    order = sign(new_command("drill", (), now=clock.now(), audience=settings.fleet_id), key)
     record = await store.submit_emergency(
         order, issued_by="operator", verify=make_verifier(settings)
     )

@@ -47,7 +47,8 @@ async def test_a_commit_wakes_a_listener_with_what_it_changed(database_url: str)
 
             # A command that stops nobody yet concerns the emergency check alone.
             signed = sign(
-                new_command("drill", ["occ-1"], now=time.time()), Ed25519PrivateKey.generate()
+                new_command("drill", ["occ-1"], now=time.time(), audience="t"),
+                Ed25519PrivateKey.generate(),
             )
             await store.submit_emergency(signed, issued_by="test")
             await wait_for_more(wakes, settled)

@@ -207,6 +207,7 @@ async def test_driver_lease_fences_a_stale_driver(store: Store, clock: FakeClock
 
     explorer = rollout.waves[0]
     signal = RolloutChange(
+        based_on=rollout.version,
         status=RolloutStatus.RUNNING,
         waves=(
             explorer.model_copy(
@@ -271,8 +272,10 @@ async def test_late_joiners_join_the_last_wave_only_while_it_is_pending(
     assert again is not None and again.members.count("late-1") == 1
     assert len(await store.events(kinds=(EventKind.OCCURRENCE_JOINED,))) == 1
 
-    last = (await store.rollout(rollout.rollout_id)).waves[-1]
+    current = await store.rollout(rollout.rollout_id)
+    last = current.waves[-1]
     signal = RolloutChange(
+        based_on=current.version,
         status=RolloutStatus.RUNNING,
         waves=(
             last.model_copy(update={"status": WaveStatus.SIGNALLED, "signalled_at": clock.now()}),

@@ -41,8 +41,12 @@ def generate(out: Path, *extra: str) -> int:
 
 
 def round_trips(private: Path, trusted_spec: str) -> bool:
-    signed = sign(new_command("drill", ["occ-1"], NOW), load_private_key(private))
-    return verify(signed, load_trusted_keys(trusted_spec), now=NOW, max_age=300).accepted
+    signed = sign(
+        new_command("drill", ["occ-1"], NOW, audience="default"), load_private_key(private)
+    )
+    return verify(
+        signed, load_trusted_keys(trusted_spec), now=NOW, max_age=300, audience="default"
+    ).accepted
 
 
 @pytest.fixture

@@ -92,6 +92,7 @@ def make_rollout(
 
 def apply(rollout: RolloutRecord, change: RolloutChange) -> RolloutRecord:
     """What the driver persists: the changed waves merged in, and the rollout's status."""
+    assert change.based_on == rollout.version, "a step must name the state it came from"
     waves = list(rollout.waves)
     for wave in change.waves:
         waves[wave.index] = wave
@@ -101,6 +102,7 @@ def apply(rollout: RolloutRecord, change: RolloutChange) -> RolloutRecord:
             "finished_at": change.finished_at,
             "abort_reason": change.abort_reason,
             "waves": tuple(waves),
+            "version": rollout.version + 1,
         }
     )
 

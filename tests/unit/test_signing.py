@@ -30,8 +30,9 @@ from schemas import (
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 
-NOW = 1_700_000_000.0
+NOW = 1_700_000_000
 MAX_AGE = 300.0
+FLEET = "fleet-a"
 NONCE = "0123456789abcdef0123456789abcdef"
 
 TRUSTED_KEY = Ed25519PrivateKey.generate()
@@ -47,18 +48,24 @@ any_text = st.text(st.characters(exclude_categories=()), max_size=300)
 
 
 def command(
-    reason: str = "maintenance", targets: tuple[str, ...] = (), issued_at: float = NOW
+    reason: str = "maintenance",
+    targets: tuple[str, ...] = (),
+    issued_at: int = NOW,
+    audience: str = FLEET,
 ) -> EmergencyCommand:
-    return EmergencyCommand(reason=reason, targets=targets, issued_at=issued_at, nonce=NONCE)
+    return EmergencyCommand(
+        audience=audience, reason=reason, targets=targets, issued_at=issued_at, nonce=NONCE
+    )
 
 
 def signed(
     reason: str = "maintenance",
     targets: tuple[str, ...] = (),
-    issued_at: float = NOW,
+    issued_at: int = NOW,
     key: Ed25519PrivateKey = TRUSTED_KEY,
+    audience: str = FLEET,
 ) -> SignedCommand:
-    return sign(command(reason, targets, issued_at), key)
+    return sign(command(reason, targets, issued_at, audience), key)
 
 
 def signed_raw(payload: bytes, key: Ed25519PrivateKey = TRUSTED_KEY) -> SignedCommand:
@@ -76,7 +83,7 @@ def check(
     now: float = NOW,
     nonce_seen: Callable[[str], bool] | None = None,
 ) -> Verification:
-    return verify(command, TRUSTED, now=now, max_age=MAX_AGE, nonce_seen=nonce_seen)
+    return verify(command, TRUSTED, now=now, max_age=MAX_AGE, audience=FLEET, nonce_seen=nonce_seen)
 
 
 def flip_byte(data: bytes, index: int, mask: int) -> bytes:
@@ -86,17 +93,24 @@ def flip_byte(data: bytes, index: int, mask: int) -> bytes:
 # --- the command and its canonical form ---------------------------------------------------
 
 
-def test_canonical_bytes_are_compact_sorted_json_of_the_five_fields() -> None:
-    issued = command(reason="  drain é  ", targets=("occ-2", "occ-1", "occ-2"), issued_at=12.5)
+def test_canonical_bytes_are_compact_sorted_json_of_the_six_fields() -> None:
+    issued = command(reason="  drain é  ", targets=("occ-2", "occ-1", "occ-2"), issued_at=12)
 
     assert (
         issued.canonical_bytes()
         == (
-            '{"action":"emergency_shutdown","issued_at":12.5,'
+            '{"action":"emergency_shutdown","audience":"fleet-a","issued_at":12,'
             '"nonce":"0123456789abcdef0123456789abcdef","reason":"drain é",'
             '"targets":["occ-1","occ-2"]}'
         ).encode()
     )
+
+
+def test_new_commands_carry_whole_seconds() -> None:
+    issued = new_command("x", [], 1_700_000_000.999, audience=FLEET)
+
+    assert issued.issued_at == 1_700_000_000
+    assert b'"issued_at":1700000000,' in issued.canonical_bytes()
 
 
 def test_no_targets_means_the_whole_fleet() -> None:
@@ -114,6 +128,15 @@ def test_no_targets_means_the_whole_fleet() -> None:
         {"targets": ("has space",)},
         {"issued_at": math.inf},
         {"issued_at": math.nan},
+        {"issued_at": 1.5},
+        {"issued_at": 1_700_000_000.0},  # a float, even a whole one: its spelling varies
+        {"issued_at": "1700000000"},
+        {"issued_at": True},
+        {"issued_at": -1},
+        {"issued_at": 2**53},  # beyond the integers every JSON parser reads exactly
+        {"audience": ""},
+        {"audience": "no spaces"},
+        {"audience": "x" * 65},
         {"nonce": NONCE.upper()},
         {"nonce": NONCE[:-1]},
         {"action": "wakeup"},
@@ -121,7 +144,12 @@ def test_no_targets_means_the_whole_fleet() -> None:
     ids=str,
 )
 def test_an_invalid_command_cannot_be_built(fields: dict[str, object]) -> None:
-    valid: dict[str, object] = {"reason": "maintenance", "issued_at": NOW, "nonce": NONCE}
+    valid: dict[str, object] = {
+        "audience": FLEET,
+        "reason": "maintenance",
+        "issued_at": NOW,
+        "nonce": NONCE,
+    }
 
     with pytest.raises(ValueError):
         EmergencyCommand.model_validate({**valid, **fields})
@@ -132,7 +160,10 @@ def test_a_reason_is_stripped_before_its_length_is_checked() -> None:
 
 
 def test_new_commands_get_fresh_nonces() -> None:
-    first, second = new_command("x", [], NOW), new_command("x", [], NOW)
+    first, second = (
+        new_command("x", [], NOW, audience=FLEET),
+        new_command("x", [], NOW, audience=FLEET),
+    )
 
     assert first.nonce != second.nonce
     assert len(first.nonce) == 32
@@ -180,7 +211,7 @@ def test_a_command_signed_by_an_untrusted_key_is_refused() -> None:
 
 
 def test_with_no_trusted_keys_every_command_is_refused_and_says_what_to_set() -> None:
-    result = verify(signed(), {}, now=NOW, max_age=MAX_AGE)
+    result = verify(signed(), {}, now=NOW, max_age=MAX_AGE, audience=FLEET)
 
     assert result.refused is RefusalReason.UNKNOWN_KEY
     assert "set COORDINATOR_TRUSTED_KEYS" in result.detail
@@ -232,11 +263,14 @@ CANONICAL = command().canonical_bytes().decode()
         "{}",
         CANONICAL.replace(",", ", "),  # valid JSON, not compact
         CANONICAL.replace('"targets":[]', '"targets":["b","a"]'),  # not sorted
-        CANONICAL.replace(f"{NOW!r}", "1700000000"),  # an int where a float is signed
+        CANONICAL.replace(f"{NOW}", f"{NOW}.0"),  # a float's spelling of the time
+        CANONICAL.replace(f"{NOW}", "1.7e9"),
+        CANONICAL.replace(f"{NOW}", f'"{NOW}"'),  # the time as text
+        CANONICAL.replace(f'"audience":"{FLEET}",', ""),  # no audience: an old command
         CANONICAL.replace("}", ',"extra":1}'),
         CANONICAL.replace("emergency_shutdown", "wakeup"),
         CANONICAL.replace('"targets":[]', '"targets":["__shared__"]'),
-        CANONICAL.replace(f"{NOW!r}", "NaN"),
+        CANONICAL.replace(f"{NOW}", "NaN"),
         CANONICAL.replace('"maintenance"', '"  maintenance"'),  # not stripped
         CANONICAL.replace('"maintenance"', '"\\ud800"'),  # a lone surrogate
         "[" * 10_000,
@@ -272,9 +306,11 @@ def test_the_age_limit_and_the_skew_are_the_callers() -> None:
     old = signed(issued_at=NOW - 1000)
     ahead = signed(issued_at=NOW + 100)
 
-    assert verify(old, TRUSTED, now=NOW, max_age=1001).accepted
-    assert verify(ahead, TRUSTED, now=NOW, max_age=MAX_AGE, clock_skew=100).accepted
-    assert not verify(ahead, TRUSTED, now=NOW, max_age=MAX_AGE, clock_skew=99).accepted
+    assert verify(old, TRUSTED, now=NOW, max_age=1001, audience=FLEET).accepted
+    assert verify(ahead, TRUSTED, now=NOW, max_age=MAX_AGE, audience=FLEET, clock_skew=100).accepted
+    assert not verify(
+        ahead, TRUSTED, now=NOW, max_age=MAX_AGE, audience=FLEET, clock_skew=99
+    ).accepted
 
 
 def test_a_command_whose_nonce_was_seen_is_a_replay() -> None:
@@ -298,9 +334,33 @@ def test_the_nonce_is_not_looked_up_for_a_command_already_refused() -> None:
         asked.append(nonce)
         return False
 
-    check(signed(issued_at=NOW - 2 * MAX_AGE), nonce_seen=seen)
+    check(signed(issued_at=NOW - 2 * int(MAX_AGE)), nonce_seen=seen)
     check(signed(key=UNTRUSTED_KEY), nonce_seen=seen)
 
+    assert asked == []
+
+
+def test_a_command_signed_for_another_fleet_is_refused_as_wrong_audience() -> None:
+    result = check(signed(audience="fleet-b"))
+
+    assert result.refused is RefusalReason.WRONG_AUDIENCE
+    assert result.command == command(audience="fleet-b")  # what it asked, for the record
+    assert "'fleet-b'" in result.detail and "'fleet-a'" in result.detail
+
+
+def test_the_audience_is_judged_before_freshness_and_the_nonce() -> None:
+    asked: list[str] = []
+
+    def seen(nonce: str) -> bool:
+        asked.append(nonce)
+        return True
+
+    stale_elsewhere = signed(audience="fleet-b", issued_at=NOW - 2 * int(MAX_AGE))
+
+    assert check(stale_elsewhere, nonce_seen=seen).refused is RefusalReason.WRONG_AUDIENCE
+    assert check(signed(audience="fleet-b"), nonce_seen=seen).refused is (
+        RefusalReason.WRONG_AUDIENCE
+    )
     assert asked == []
 
 
@@ -326,18 +386,18 @@ def test_the_settings_for_verification_come_from_their_variables(
 @given(
     reason=reasons,
     targets=st.lists(occurrence_ids, max_size=5),
-    issued_at=st.floats(min_value=0, max_value=4e9),
+    issued_at=st.integers(min_value=0, max_value=4_000_000_000),
     age=st.floats(min_value=-DEFAULT_CLOCK_SKEW, max_value=MAX_AGE),
 )
 def test_any_fresh_signed_command_is_accepted_as_issued(
-    reason: str, targets: list[str], issued_at: float, age: float
+    reason: str, targets: list[str], issued_at: int, age: float
 ) -> None:
-    issued = new_command(reason, targets, issued_at)
+    issued = new_command(reason, targets, issued_at, audience=FLEET)
     now = issued_at + age
     if not -DEFAULT_CLOCK_SKEW <= now - issued_at <= MAX_AGE:
         return  # rounding carried the age just past a limit: the boundary tests cover that
 
-    result = verify(sign(issued, TRUSTED_KEY), TRUSTED, now=now, max_age=MAX_AGE)
+    result = verify(sign(issued, TRUSTED_KEY), TRUSTED, now=now, max_age=MAX_AGE, audience=FLEET)
 
     assert result.accepted, result.detail
     assert result.command == issued
@@ -345,8 +405,8 @@ def test_any_fresh_signed_command_is_accepted_as_issued(
 
 
 @PROPERTY
-@given(issued_at=st.floats(allow_nan=False, allow_infinity=False))
-def test_any_finite_time_survives_the_canonical_json(issued_at: float) -> None:
+@given(issued_at=st.integers(min_value=0, max_value=2**53 - 1))
+def test_any_valid_time_survives_the_canonical_json(issued_at: int) -> None:
     result = check(signed(issued_at=issued_at), now=issued_at)
 
     assert result.accepted, result.detail
@@ -399,7 +459,7 @@ def test_changing_any_character_of_the_signature_text_is_refused(
 def test_a_command_signed_by_an_untrusted_key_is_never_accepted(
     reason: str, targets: list[str]
 ) -> None:
-    forged = sign(new_command(reason, targets, NOW), UNTRUSTED_KEY)
+    forged = sign(new_command(reason, targets, NOW, audience=FLEET), UNTRUSTED_KEY)
 
     assert check(forged).refused is RefusalReason.UNKNOWN_KEY
     claimed = forged.model_copy(update={"key_id": TRUSTED_ID})
@@ -435,9 +495,10 @@ command_like = st.fixed_dictionaries(
     {},
     optional={
         "action": st.sampled_from(["emergency_shutdown", "wakeup"]) | json_values,
+        "audience": st.sampled_from([FLEET, "fleet-b"]) | json_values,
         "reason": reasons | json_values,
         "targets": st.lists(occurrence_ids, max_size=3) | json_values,
-        "issued_at": st.floats() | json_values,
+        "issued_at": st.integers() | st.floats() | json_values,
         "nonce": st.just(NONCE) | json_values,
     },
 )

@@ -1,0 +1,53 @@
+"""The decider's discovery and planning, with the real Decider on a store and a fake clock."""
+
+from __future__ import annotations
+
+import anyio
+import structlog
+from support import fast_settings
+
+from coordinator.clock import FakeClock
+from coordinator.connectivity import Connectivity
+from coordinator.decider import Decider
+from coordinator.engine import AcceptingEngine
+from persistence import Store
+from schemas import EventKind, OccurrenceState, Settings
+
+WINDOW = 86400.0
+NO_PROGRESS = 60.0
+"""Wall-clock backstop for a decision the fake clock must not be needed for."""
+
+
+def decider_for(store: Store, clock: FakeClock, settings: Settings) -> Decider:
+    log = structlog.get_logger("test").bind(occurrence_id=settings.occurrence_id)
+    connectivity = Connectivity(clock, settings.heartbeat_interval)
+    return Decider(store, settings, AcceptingEngine(), clock, log, connectivity=connectivity)
+
+
+async def test_a_takeover_does_not_restart_the_discovery_wait(
+    store: Store, clock: FakeClock
+) -> None:
+    settings = fast_settings(occurrence_id="b", agent_occurrence_count=3)
+    for name in ("a", "b"):
+        me = await store.register(name, host="h", pid=1, protocol_version=1)
+        await store.set_state(me, OccurrenceState.WAKEUP)
+    task = await store.open_wakeup_task("a", WINDOW)
+    assert task is not None
+    first = await store.claim_task(task.task_id, "a", settings.lease_ttl)
+    assert first is not None
+    # "a" is starved inside its decision: its lease runs out, and so does the grace,
+    # counted from the task's creation. Only b's heartbeats keep landing.
+    clock.advance(settings.discovery_grace + settings.lease_ttl)
+    (b,) = [m for m in await store.members() if m.occurrence_id == "b"]
+    await store.heartbeat(b)
+    takeover = await store.claim_task(task.task_id, "b", settings.lease_ttl)
+    assert takeover is not None
+
+    # The grace is over: b plans with whoever is live now, without waiting a new one.
+    with anyio.fail_after(NO_PROGRESS):
+        rollout = await decider_for(store, clock, settings).decide(takeover)
+    assert rollout is not None
+    assert rollout.decision.decided_at == clock.now(), "the decider waited on the fake clock"
+    assert [m for w in rollout.waves for m in w.members] == ["b"]
+    shortfall = await store.events(kinds=(EventKind.DISCOVERY_SHORTFALL,))
+    assert [e.details for e in shortfall] == [{"expected": 3, "discovered": 1}]
