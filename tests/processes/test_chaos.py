@@ -8,10 +8,10 @@ violation or a stalled rollout. `scripts/chaos.py --trials N` runs as many as yo
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import child_processes
 import pytest
 
 pytestmark = pytest.mark.processes
@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
 
 def test_chaos_trials_find_no_violation(database_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")}
-    result = subprocess.run(
+    result = child_processes.run(
         [
             sys.executable,
             str(SCRIPT),
