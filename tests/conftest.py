@@ -37,6 +37,15 @@ from persistence import Store  # noqa: E402
 pytest_plugins = ("child_processes",)
 
 BACKENDS = ["sqlite", "postgresql"]
+PROCESS_TEST_TIMEOUT = 600  # seconds: the backstop of a test that starts real processes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of real processes wait on them with deadlines of their own that add up past
+    the suite's 300 s backstop on a busy machine: theirs is larger (unless they set one)."""
+    for item in items:
+        if item.get_closest_marker("processes") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(PROCESS_TEST_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)
