@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from types import FrameType
 from typing import Any
 
@@ -33,6 +34,8 @@ import pytest
 END_DEADLINE = 30.0  # seconds for a killed child to be reaped
 
 _started: list[subprocess.Popen[Any]] = []
+_leaders: set[int] = set()
+"""Pids of the children that lead a process group of their own (its id is their pid)."""
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -63,6 +66,8 @@ def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         kwargs.setdefault("preexec_fn", _die_with_parent)
     process = subprocess.Popen(argv, **kwargs)
     _started.append(process)
+    if kwargs["start_new_session"]:
+        _leaders.add(process.pid)
     return process
 
 
@@ -71,34 +76,41 @@ def run(argv: Sequence[str], *, timeout: float, **kwargs: Any) -> subprocess.Com
     and its group are killed if the wait ends any way but by its exit."""
     if kwargs.pop("capture_output", False):
         kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
-    if kwargs.pop("text", False):
-        kwargs["text"] = True
-    process = popen(argv, **kwargs)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except BaseException:
-        end(process)
-        raise
+    with popen(argv, **kwargs) as process:  # closes the pipes on the way out
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except BaseException:
+            end(process)
+            raise
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def end(process: subprocess.Popen[Any]) -> None:
-    """Kill ``process`` and its group, and reap it (nothing if it already exited)."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # a stopped (SIGSTOP) group dies too
-        except (ProcessLookupError, PermissionError):
-            process.kill()  # not a group leader (started without a session of its own)
-        process.wait(timeout=END_DEADLINE)
-    for stream in (process.stdin, process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
+    """Kill ``process`` and its group, and reap it; nothing once it was reaped.
+
+    Until this process reaps it, the child (alive, or a zombie) keeps its pid, and so its
+    group's id, from being given to anyone else: killing the group then reaches only what
+    the child started, even if the child itself already exited. (Pids wrap around fast on
+    a busy machine, pid_max is often 32768: a group id is never used after its reaping.)
+    """
+    if process.returncode is not None:
+        return
+    if process.pid in _leaders:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # a stopped (SIGSTOP) member dies too
+    else:
+        process.kill()
+    process.wait(timeout=END_DEADLINE)
+    # Its output pipes stay open: whoever reads them (a thread, maybe) closes them.
+    if process.stdin is not None:
+        process.stdin.close()
 
 
 def end_all(since: int = 0) -> None:
     """End every child registered from index ``since`` on, and forget them."""
     for process in _started[since:]:
         end(process)
+        _leaders.discard(process.pid)
     del _started[since:]
 
 
