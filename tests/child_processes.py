@@ -12,7 +12,9 @@ start a process. Three layers, each catching what the one before cannot:
    (``PR_SET_PDEATHSIG``), for when no Python code runs any more (SIGKILL, OOM killer).
 
 Each child leads a process group of its own, so a kill reaches what it started too (the
-``run`` processes of ``scripts/chaos.py``, the command behind ``ip netns exec``).
+``run`` processes of ``scripts/chaos.py``, the command behind ``ip netns exec``). Short
+system commands that end on their own (``ip``, ``mount``, ``openssl``) may still use
+``subprocess.run``; anything of ours, or anything that could wait, starts here.
 """
 
 from __future__ import annotations
