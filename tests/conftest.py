@@ -12,14 +12,40 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from support import POSTGRES_ENV, POSTGRES_SKIP
 
-from coordinator.clock import FakeClock
-from persistence import Store
+# Helper modules assert too: rewrite them like test modules, so a failure shows its values.
+# This must run before anything imports them (support, just below, included).
+pytest.register_assert_rewrite(
+    "invariants",
+    "support",
+    "child_processes",
+    "fleet",
+    "fleet_state",
+    "api_server",
+    "network",
+    "tcp_proxy",
+)
+
+from sqlalchemy import make_url, text  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from support import POSTGRES_ENV, POSTGRES_SKIP  # noqa: E402
+
+from coordinator.clock import FakeClock  # noqa: E402
+from persistence import Store  # noqa: E402
+
+# Every process a test starts ends with the test, however the run ends.
+pytest_plugins = ("child_processes",)
 
 BACKENDS = ["sqlite", "postgresql"]
+PROCESS_TEST_TIMEOUT = 600  # seconds: the backstop of a test that starts real processes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of real processes wait on them with deadlines of their own that add up past
+    the suite's 300 s backstop on a busy machine: theirs is larger (unless they set one)."""
+    for item in items:
+        if item.get_closest_marker("processes") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(PROCESS_TEST_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)

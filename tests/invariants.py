@@ -1,4 +1,7 @@
-"""Assert the invariants of DESIGN.md from the audit trail (see coordinator.audit_check)."""
+"""Assert the invariants of DESIGN.md from the audit trail (see coordinator.audit_check).
+
+The top-level conftest registers this module for pytest's assertion rewriting, so a
+failed check shows every violation it found, not a bare ``AssertionError``."""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ from persistence import Store
 
 
 async def check_fleet_invariants(store: Store) -> None:
-    assert await fleet_violations(store) == []
+    violations = await fleet_violations(store)
+    assert violations == [], "the audit trail breaks an invariant:\n" + "\n".join(violations)
 
 
 async def check_shutdown_capacity(store: Store) -> None:
-    assert await capacity_violations(store) == []
+    violations = await capacity_violations(store)
+    assert violations == [], "a shutdown left too few serving:\n" + "\n".join(violations)

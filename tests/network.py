@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
+import child_processes
+
 PROXY_SCRIPT = Path(__file__).with_name("tcp_proxy.py")
 START_DEADLINE = 30.0  # seconds for the relay to report that it listens
 
@@ -30,7 +32,7 @@ class Relay:
         self._reader: threading.Thread | None = None
 
     def start(self) -> None:
-        process = subprocess.Popen(
+        process = child_processes.popen(
             [
                 sys.executable,
                 str(PROXY_SCRIPT),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import child_processes
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -115,7 +116,7 @@ async def start_api(
         env = {**env, "COORDINATOR_API_TOKEN": token}
     out_path, err_path = workdir / "serve.out", workdir / "serve.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        process = subprocess.Popen(
+        process = child_processes.popen(
             serve_command("--host", "127.0.0.1", "--port", "0", *args),
             env=env,
             stdout=out,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import child_processes
 import pytest
 from api_server import ApiServer, Signer
 from fleet_state import (
@@ -219,7 +219,7 @@ async def test_a_command_printed_by_the_cli_is_accepted_over_http(
     api: ApiServer, seeded: Seeded, signer: Signer, db: Store, tmp_path: Path
 ) -> None:
     before = await snapshot(db)
-    printed = subprocess.run(
+    printed = child_processes.run(
         [
             *(sys.executable, "-m", "coordinator", "emergency-shutdown"),
             *("--reason", "runaway costs", "--target", MEMBERS[2]),

@@ -4,7 +4,6 @@ target, a shutdown requested over HTTP rolls out in waves, and the metrics count
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import child_processes
 import httpx
 import pytest
 from api_server import TOKEN, ApiServer, Signer, start_api
@@ -104,7 +104,7 @@ async def _operate(
         "three occurrences in work after the wakeup rollout",
     )
     assert status["rollouts"][0]["kind"] == "wakeup"
-    smoke = subprocess.run(
+    smoke = child_processes.run(
         [sys.executable, "-m", "coordinator", "smoke", "--base-url", api.base_url,
          "--token", TOKEN, "--min-alive", "3"],
         capture_output=True, text=True, timeout=120,

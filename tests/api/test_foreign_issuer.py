@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import child_processes
 import pytest
 from api_server import TOKEN, ApiServer, server_env, start_api
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -135,7 +136,9 @@ def run_issuer(
         "REASON": reason,
         "TARGET": MEMBERS[2],
     }
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    done = child_processes.run(
+        command, cwd=folder, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return int(done.stdout), json.loads((folder / "answer.json").read_text())
 

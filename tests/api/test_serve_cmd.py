@@ -8,6 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import child_processes
 import pytest
 from api_server import TOKEN, Signer, serve_command, server_env, start_api
 from fleet_state import Seeded
@@ -19,7 +20,7 @@ START_TIMEOUT = 60  # seconds for a refusing `serve` to exit
 
 
 def serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return child_processes.run(
         serve_command("--host", "127.0.0.1", "--port", "0", *args),
         env=env,
         capture_output=True,
@@ -72,7 +73,7 @@ def test_serve_refuses_a_missing_database_a_bad_key_and_a_taken_port(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = subprocess.run(
+        busy = child_processes.run(
             [*serve_command("--host", "127.0.0.1", "--port", str(port))],
             env=env,
             capture_output=True,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import child_processes
 import pytest
 from api_server import TOKEN, ApiServer, start_api
 from fleet_state import Seeded, assert_nothing_changed, drop_database, snapshot
@@ -23,7 +24,7 @@ SMOKE_TIMEOUT = 120  # seconds for one smoke run
 
 def smoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")}
-    return subprocess.run(
+    return child_processes.run(
         [sys.executable, "-m", "coordinator", "smoke", *args],
         env={**clean, **(env or {})},
         capture_output=True,

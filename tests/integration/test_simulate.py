@@ -11,39 +11,55 @@ from coordinator.simulation import SimulationConfig, simulate
 from persistence import Store
 from schemas import CanaryGroup, EventKind, TaskStatus
 
-# Simulated seconds; the scaled clock runs them 4x faster than the wall clock.
+TIME_SCALE = 4.0  # simulated seconds per wall-clock second
+# Simulated seconds. Every occurrence shares one event loop, which a busy machine starves
+# for seconds at a time: what only delays a healthy fleet is short (soaks, polls), but
+# what a late heartbeat or renewal would turn into a different fleet is sized so that no
+# starvation a test can meet reaches it. A heartbeat may be 15 wall seconds late before
+# its member looks gone, a renewal 10 (three renewals per lease) before a second decider
+# or driver may take over, and discovery waits up to a minute for every occurrence to
+# register (it ends as soon as they all have, so a healthy run never waits for it).
 SIM_TIMINGS: dict[str, Any] = {
     "poll_interval": 0.5,
     "heartbeat_interval": 1.0,
-    "member_ttl": 10.0,
-    "lease_ttl": 4.0,
+    "member_ttl": 60.0,
+    "lease_ttl": 60.0,
     "explorer_soak": 2.0,
     "early_adopter_soak": 3.0,
     "health_poll": 0.5,
     "health_timeout": 30.0,
     # Every occurrence is expected (AGENT_OCCURRENCE_COUNT): discovery ends once all are
     # live, and the grace only bounds a start so slow that some never register in time.
-    "discovery_grace": 60.0,
+    "discovery_grace": 240.0,
 }
 
 
 async def run(
-    url: str, scenario: str, *, occurrences: int = 6, fail: str | None = None
+    url: str,
+    scenario: str,
+    *,
+    occurrences: int = 6,
+    fail: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Store]:
     config = SimulationConfig(
         occurrences=occurrences,
         scenario=scenario,
         fail=CanaryGroup(fail) if fail else None,
-        time_scale=4.0,
+        time_scale=TIME_SCALE,
         database_url=url,
-        overrides=SIM_TIMINGS,
+        overrides={**SIM_TIMINGS, **(overrides or {})},
     )
     report = await simulate(config)
     store = await Store.open(url)
-    await check_fleet_invariants(store)
-    await check_shutdown_capacity(store)
-    for rollout in report["rollouts"]:
-        assert rollout["decision_invocations"] == 1, rollout
+    try:
+        await check_fleet_invariants(store)
+        await check_shutdown_capacity(store)
+        for rollout in report["rollouts"]:
+            assert rollout["decision_invocations"] == 1, rollout
+    except BaseException:
+        await store.close()  # a failed check must not also leak the connection
+        raise
     return report, store
 
 
@@ -181,10 +197,17 @@ async def test_shutdown_with_general_failure_completes(database_url: str) -> Non
     assert plan["explorer"]["status"] == plan["early_adopter"]["status"] == "healthy"
 
 
+# Simulated seconds: the stop must land while the shutdown soaks after its explorer,
+# and it is sent once the explorer has left; 10 wall seconds leave room for a starved loop.
+EMERGENCY_EXPLORER_SOAK = 40.0
+
+
 async def test_emergency_stop_mid_rollout_stops_everyone_left_and_aborts_it(
     database_url: str,
 ) -> None:
-    report, store = await run(database_url, "emergency")
+    report, store = await run(
+        database_url, "emergency", overrides={"explorer_soak": EMERGENCY_EXPLORER_SOAK}
+    )
     try:
         shutdown = rollout(report, "shutdown")
         (explorer,) = waves(report, "shutdown")["explorer"]["members"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import child_processes
 import pytest
 
 from persistence.write_gate import WriteGate, WriteGateTimeout, gate_file_of
@@ -43,7 +44,7 @@ def gate_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def holder(gate_file: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process that holds the gate until it is killed."""
-    with subprocess.Popen(
+    with child_processes.popen(
         [sys.executable, "-c", HOLD, str(gate_file)], stdout=subprocess.PIPE, text=True
     ) as process:
         assert process.stdout is not None and process.stdout.readline() == "held\n"
@@ -52,7 +53,8 @@ def holder(gate_file: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def free_for_others(gate_file: Path) -> bool:
-    return subprocess.run([sys.executable, "-c", PROBE, str(gate_file)]).returncode == 0
+    probe = [sys.executable, "-c", PROBE, str(gate_file)]
+    return child_processes.run(probe, timeout=60).returncode == 0
 
 
 async def test_a_writer_gives_up_while_another_process_holds_the_gate(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 import anyio
+import child_processes
 
 from persistence import Store
 from schemas import LifecycleKind, OccurrenceRecord, RolloutRecord
@@ -39,7 +40,7 @@ def coordinator_env(database_url: str, **extra: str) -> dict[str, str]:
 def coordinator(
     *args: str, env: Mapping[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return child_processes.run(
         [sys.executable, "-m", "coordinator", *args],
         env=dict(env),
         capture_output=True,
@@ -68,7 +69,7 @@ class Fleet:
         NS``), ``env`` replaces the fleet's environment for this one."""
         log = (self.workdir / f"{occurrence_id}.log").open("wb")
         self._logs.append(log)
-        process = subprocess.Popen(
+        process = child_processes.popen(
             [
                 *wrapper,
                 sys.executable,
@@ -104,9 +105,7 @@ class Fleet:
 
     def stop_all(self) -> None:
         for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
+            child_processes.end(process)  # with its group: a wrapper's child too
         for log in self._logs:
             log.close()
 

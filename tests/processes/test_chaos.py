@@ -8,20 +8,23 @@ violation or a stalled rollout. `scripts/chaos.py --trials N` runs as many as yo
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import child_processes
 import pytest
 
 pytestmark = pytest.mark.processes
 
+CHAOS_TIMEOUT = 600  # seconds for the whole chaos run, which bounds each of its own waits
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
 
 
+@pytest.mark.timeout(CHAOS_TIMEOUT + 120)  # above the run's own limit
 def test_chaos_trials_find_no_violation(database_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")}
-    result = subprocess.run(
+    result = child_processes.run(
         [
             sys.executable,
             str(SCRIPT),
@@ -40,7 +43,7 @@ def test_chaos_trials_find_no_violation(database_url: str, tmp_path: Path) -> No
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=CHAOS_TIMEOUT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "violations 0" in result.stdout

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import child_processes
 import pytest
 
 from persistence import Store
@@ -42,7 +43,7 @@ async def test_claims_from_racing_processes_have_one_winner(
         task, _ = await store.request_shutdown(f"race {round_no}", "test")
         go = tmp_path / "go"
         racers = [
-            subprocess.Popen(
+            child_processes.popen(
                 [sys.executable, "-c", CLAIMER, url, task.task_id, f"p{i}", str(go)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

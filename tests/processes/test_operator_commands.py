@@ -133,9 +133,16 @@ async def test_signed_emergency_stop_stops_its_targets_and_nothing_else(
         await store.close()
 
 
+# Seconds: the operator's `rollout pause` (a CLI process starting on a busy machine) must
+# land while the shutdown's first wave soaks, or there is no running rollout left to pause.
+PAUSE_WINDOW_SOAK = 30.0
+SOAK_MARGIN = 5.0  # seconds past the soak in which a running rollout would have stepped
+
+
 async def test_a_paused_rollout_signals_nothing_until_resumed(
     fleet: Fleet, database_url: str
 ) -> None:
+    fleet.env["COORDINATOR_EXPLORER_SOAK"] = str(PAUSE_WINDOW_SOAK)
     store = await Store.open(database_url)
     try:
         await serving(store, fleet)
@@ -159,7 +166,12 @@ async def test_a_paused_rollout_signals_nothing_until_resumed(
         retry = coordinator("rollout", "retry", rollout_id, "--reason", "no", env=fleet.env)
         assert retry.returncode == 1
 
-        await anyio.sleep(5.0)  # longer than every soak: a running rollout would move on
+        # Past the first wave's soak (and a gate check): a running rollout would move on.
+        first = held.waves[0]
+        moved_on_by = (first.signalled_at or store.now()) + first.soak + SOAK_MARGIN
+        with anyio.fail_after(PAUSE_WINDOW_SOAK + 2 * SOAK_MARGIN):
+            while store.now() < moved_on_by:
+                await anyio.sleep(0.5)
         still = await store.rollout(rollout_id)
         assert still.status is RolloutStatus.PAUSED
         assert [w.index for w in still.waves if w.status is not WaveStatus.PENDING] == signalled
