@@ -107,7 +107,8 @@ class SignedCommand(BaseModel):
     """The wire and storage form: the payload exactly as signed, and its signature.
 
     Fields are plain text on purpose: whatever arrives is stored and refused with a reason,
-    never rejected before it can be recorded.
+    never rejected before it can be recorded (only text no database can store, U+0000 or a
+    lone surrogate, is refused unrecorded, by the API's 422).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

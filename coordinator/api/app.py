@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from coordinator.api import control, reads
+from coordinator.api.body_limit import BodyLimit
 from coordinator.api.context import Access, ApiContext, context_of
 from coordinator.api.diagnostics import package_versions
 from coordinator.api.errors import (
@@ -27,6 +28,7 @@ from coordinator.api.errors import (
     unhandled_error_response,
 )
 from coordinator.api.hosts import ALLOWED_HOSTS_ENV, allowed_host_names, host_allowed
+from coordinator.api.openapi import api_schema
 from coordinator.emergency import make_verifier
 from coordinator.logs import get_logger
 from coordinator.signing import load_trusted_keys
@@ -42,6 +44,11 @@ Control one fleet of coordinator occurrences through its shared database.
 Mutating routes need `Authorization: Bearer <COORDINATOR_API_TOKEN>`; the emergency
 route also needs a command signed by a key in `COORDINATOR_TRUSTED_KEYS`. Every error is
 `{"error": code, "message": sentence, "details": {...}}`.
+
+Request bodies are JSON text: UTF-8, at most 64 KiB, and no string in them may hold
+U+0000 or a lone surrogate (`\\ud800`): those are 422s, since no database could store
+them. A body over the limit is refused with 413 without being read further, and the
+connection is closed.
 """
 
 
@@ -73,9 +80,12 @@ def create_app(
         version=version,
         allowed_hosts=allowed_host_names(bind_host, settings.api_allowed_hosts),
     )
+    app.openapi = lambda: api_schema(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(reads.router)
     app.include_router(control.router)
+    # Innermost first: the body limit wraps the routes' ``receive``; the log sees its 413.
+    app.add_middleware(BodyLimit)
     app.middleware("http")(_check_host)  # inside the log: a refused host is logged too
     app.middleware("http")(_log_request)
     return app

@@ -12,15 +12,15 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
+from coordinator.api.body_limit import MAX_BODY_BYTES, BodyTooLarge
 from coordinator.api.context import Access, context_of
 from coordinator.api.errors import ApiError
+from coordinator.api.json_text import InvalidJson, check_json_text
 from schemas.settings import API_TOKEN_ENV
-
-MAX_BODY_BYTES = 64 * 1024
-"""A signed command is well under 2 KiB; anything this large is not one of ours."""
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -66,7 +66,8 @@ def _same(given: str, expected: str) -> bool:
 
 
 class GuardedRoute(APIRoute):
-    """A route that demands the token (and a body of sane size) before anything else."""
+    """A route that demands the token, then a body of sane size that is storable JSON
+    text, before anything else."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -75,7 +76,7 @@ class GuardedRoute(APIRoute):
             check_access(context_of(request).access, request.headers.get("authorization"))
             if request.method != "GET":
                 _demand_json(request)
-                await _refuse_large_body(request)
+                _check_json_text(await _read_body(request))
             return await handler(request)
 
         return guarded
@@ -93,11 +94,41 @@ def _demand_json(request: Request) -> None:
         )
 
 
-async def _refuse_large_body(request: Request) -> None:
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
-    too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
-    if not too_large:
-        # Chunked bodies declare no length: read it (Starlette keeps it for the route).
-        too_large = len(await request.body()) > MAX_BODY_BYTES
-    if too_large:
-        raise ApiError(413, "body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge(MAX_BODY_BYTES)
+    # A chunked body declares no length: ``BodyLimit`` stops reading it at the limit.
+    # Starlette keeps what was read for the route.
+    return await request.body()
+
+
+def _check_json_text(body: bytes) -> None:
+    # Raised as FastAPI's own validation error, so every 422 is written by one handler.
+    if not body:
+        return  # the route says which fields are missing
+    try:
+        problem = check_json_text(body)
+    except InvalidJson as exc:
+        error = exc.error
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", error.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": error.msg},
+                }
+            ]
+        ) from None
+    if problem is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unstorable_text",
+                    "loc": ("body", *problem.location),
+                    "msg": problem.message,
+                }
+            ]
+        )

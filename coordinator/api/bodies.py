@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated, Final, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from coordinator.api.json_text import NO_NUL_PATTERN
 from schemas import CommandRecord, EmergencyAck, EventRecord, SharedTask
 from schemas.commands import MAX_REASON_LENGTH
 
 MAX_REQUESTER_LENGTH = 64
+
+SPACE: Final = (
+    r"\t\n\u000b\f\r\u001c-\u001f\u0020\u0085\u00a0"
+    r"\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+r"""Every character ``str.strip()`` removes (``str.isspace()``), spelt out for a regular
+expression: engines disagree on what ``\s`` means."""
+
+REASON_PATTERN: Final = rf"^[^\u0000]*[^{SPACE}\u0000][^\u0000]*$"
+"""A reason as the server takes it: something besides white space, and no U+0000."""
 
 
 class _Body(BaseModel):
@@ -22,21 +35,57 @@ def _clean_reason(value: str) -> str:
     return reason
 
 
+def _reason(description: str) -> object:
+    return Field(
+        max_length=MAX_REASON_LENGTH,
+        description=f"{description}; white space around it is dropped",
+        json_schema_extra={"pattern": REASON_PATTERN},
+    )
+
+
+ShutdownReason = Annotated[
+    str, _reason("why (shown to the decider)"), AfterValidator(_clean_reason)
+]
+AuditReason = Annotated[str, _reason("why, for the audit trail"), AfterValidator(_clean_reason)]
+
+
 class ShutdownBody(_Body):
-    reason: str = Field(max_length=MAX_REASON_LENGTH, description="why (shown to the decider)")
+    reason: ShutdownReason
     requested_by: str | None = Field(
         default=None,
         max_length=MAX_REQUESTER_LENGTH,
         description="who asks, as recorded next to the client's address",
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
     )
-
-    _reason = field_validator("reason")(_clean_reason)
 
 
 class RolloutActionBody(_Body):
-    reason: str = Field(max_length=MAX_REASON_LENGTH, description="why, for the audit trail")
+    reason: AuditReason
 
-    _reason = field_validator("reason")(_clean_reason)
+
+class Problem(BaseModel):
+    """One thing wrong with a request."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    source: Literal["body", "path", "query", "header"] = Field(
+        alias="in", description="where the value was"
+    )
+    field: str = Field(description="its name, dotted for nested fields; empty: the whole body")
+    problem: str
+    got: str | None = Field(default=None, description="the value refused, cut at 80 characters")
+
+
+class InvalidRequestDetails(BaseModel):
+    problems: list[Problem]
+
+
+class InvalidRequestBody(BaseModel):
+    """The body of a 422: what is wrong with the request, field by field."""
+
+    error: Literal["invalid_request"]
+    message: str
+    details: InvalidRequestDetails
 
 
 class ShutdownAccepted(BaseModel):

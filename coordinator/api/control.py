@@ -16,7 +16,16 @@ from coordinator.api.bodies import (
     ShutdownBody,
 )
 from coordinator.api.context import context_of
-from coordinator.api.errors import ApiError, ErrorBody
+from coordinator.api.errors import ApiError
+from coordinator.api.params import RolloutId
+from coordinator.api.responses import (
+    EMERGENCY_422,
+    EMERGENCY_INVALID,
+    EMERGENCY_REFUSED,
+    MUTATE,
+    SERVED,
+    errors,
+)
 from coordinator.logs import get_logger
 from schemas import (
     CommandRecord,
@@ -29,22 +38,18 @@ log = get_logger("coordinator.api")
 router = APIRouter(route_class=GuardedRoute, dependencies=[Security(bearer_scheme)])
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody} for code in (401, 403, 413, 422, *codes)}
-
-
 def issuer(request: Request) -> str:
     """Who a command is recorded as coming from: the API and the client's address."""
     return f"api:{request.client.host if request.client else 'unknown'}"
 
 
-@router.get("/v1/auth", tags=["server"], responses=_errors())
+@router.get("/v1/auth", tags=["server"], responses=errors(*SERVED, 401, 403))
 async def auth_check(request: Request) -> AuthCheck:
     """Whether the bearer token is accepted, without changing anything (`smoke --token`)."""
     return AuthCheck(authenticated=True, read_only=context_of(request).access.read_only)
 
 
-@router.post("/v1/shutdown", status_code=202, tags=["commands"], responses=_errors(409))
+@router.post("/v1/shutdown", status_code=202, tags=["commands"], responses=errors(409, *MUTATE))
 async def request_shutdown(request: Request, body: ShutdownBody) -> ShutdownAccepted:
     """Ask the fleet for a coordinated shutdown: one occurrence decides for all and, if
     it accepts, the fleet leaves in canary waves. 409 while a shutdown is already
@@ -63,10 +68,10 @@ async def request_shutdown(request: Request, body: ShutdownBody) -> ShutdownAcce
 @router.post(
     "/v1/rollouts/{rollout_id}/{action}",
     tags=["commands"],
-    responses=_errors(404, 409),
+    responses=errors(404, 409, *MUTATE),
 )
 async def control_rollout(
-    request: Request, rollout_id: str, action: RolloutAction, body: RolloutActionBody
+    request: Request, rollout_id: RolloutId, action: RolloutAction, body: RolloutActionBody
 ) -> CommandAnswer:
     """Pause, resume, abort, or retry (re-run the failed wave's gate of an aborted
     rollout). 404 for an unknown rollout; 409, recorded, when its state does not allow
@@ -82,7 +87,9 @@ async def control_rollout(
     "/v1/emergency-shutdown",
     status_code=202,
     tags=["commands"],
-    responses=_errors(),
+    responses=errors(
+        *MUTATE, invalid=EMERGENCY_422, s403=EMERGENCY_REFUSED, s422=EMERGENCY_INVALID
+    ),
 )
 async def emergency_shutdown(request: Request, body: SignedCommand) -> CommandAnswer:
     """Stop now, without a decision or waves: the body is a command signed with a key in

@@ -126,6 +126,10 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
         why = (broken.get("ctx") or {}).get("error", "JSON decode error")
         message = f"the request body is not valid JSON: {why} (at character {at})"
         problems = [{"in": "body", "field": "", "problem": message}]
+    elif [(e.get("type"), tuple(e.get("loc", ()))) for e in exc.errors()] == [
+        ("unstorable_text", ("body",))
+    ]:
+        message = problems[0]["problem"]  # about the body as a whole: its own sentence
     else:
         message = "the request is not valid: " + "; ".join(
             f"{p['field']}: {p['problem']}" if p["field"] else p["problem"] for p in problems

@@ -10,7 +10,8 @@ from coordinator.api import metrics
 from coordinator.api.bodies import CommandDetail, CommandList, EventPage
 from coordinator.api.context import context_of
 from coordinator.api.diagnostics import collect_diagnostics
-from coordinator.api.errors import ErrorBody
+from coordinator.api.params import AfterId, CommandId, EventKinds, RolloutFilter, RolloutId
+from coordinator.api.responses import READ, SERVED, errors
 from coordinator.fleet_report import collect_status
 from schemas import CommandKind, CommandRecord, RolloutRecord
 
@@ -19,10 +20,14 @@ MAX_STATUS_ROLLOUTS = 100
 MAX_COMMANDS_PAGE = 500
 
 router = APIRouter()
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
-@router.get("/v1/status", tags=["fleet"], summary="occurrences and the newest rollouts")
+@router.get(
+    "/v1/status",
+    tags=["fleet"],
+    summary="occurrences and the newest rollouts",
+    responses=errors(*READ),
+)
 async def status(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_STATUS_ROLLOUTS)] = 10,
@@ -35,29 +40,39 @@ async def status(
     return {"fleet_id": context.settings.fleet_id, **report}
 
 
-@router.get("/v1/events", tags=["fleet"], summary="the audit trail, oldest first")
+@router.get(
+    "/v1/events",
+    tags=["fleet"],
+    summary="the audit trail, oldest first",
+    responses=errors(*READ),
+)
 async def events(
     request: Request,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: AfterId = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = 100,
-    rollout_id: str | None = None,
-    kind: Annotated[list[str] | None, Query()] = None,
+    rollout_id: RolloutFilter = None,
+    kind: EventKinds = [],  # noqa: B006 -- pydantic copies a mutable default for each use
 ) -> EventPage:
     """Events with `event_id > after_id`, oldest first (the newest last). To follow the
     trail, pass the answer's `next_after_id` as the next `after_id`."""
     found = await context_of(request).store.events(
-        after_id=after_id, limit=limit, rollout_id=rollout_id, kinds=tuple(kind or ())
+        after_id=after_id, limit=limit, rollout_id=rollout_id, kinds=tuple(kind)
     )
     return EventPage(events=found, next_after_id=found[-1].event_id if found else after_id)
 
 
-@router.get("/v1/rollouts/{rollout_id}", tags=["fleet"], responses=_NOT_FOUND)
-async def rollout(request: Request, rollout_id: str) -> RolloutRecord:
+@router.get("/v1/rollouts/{rollout_id}", tags=["fleet"], responses=errors(404, *READ))
+async def rollout(request: Request, rollout_id: RolloutId) -> RolloutRecord:
     """One rollout with its waves; 404 if there is none with this id."""
     return await context_of(request).store.rollout(rollout_id)
 
 
-@router.get("/v1/commands", tags=["commands"], summary="operator commands, newest first")
+@router.get(
+    "/v1/commands",
+    tags=["commands"],
+    summary="operator commands, newest first",
+    responses=errors(*READ),
+)
 async def commands(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_COMMANDS_PAGE)] = 50,
@@ -69,8 +84,8 @@ async def commands(
     return CommandList(commands=[_unsigned(c) for c in found])
 
 
-@router.get("/v1/commands/{command_id}", tags=["commands"], responses=_NOT_FOUND)
-async def command(request: Request, command_id: str) -> CommandDetail:
+@router.get("/v1/commands/{command_id}", tags=["commands"], responses=errors(404, *READ))
+async def command(request: Request, command_id: CommandId) -> CommandDetail:
     """One command and the acknowledgements of the occurrences it stopped (emergency);
     `signed` is left out, as in `GET /v1/commands`."""
     store = context_of(request).store
@@ -84,7 +99,7 @@ def _unsigned(record: CommandRecord) -> CommandRecord:
     return record.model_copy(update={"signed": None})
 
 
-@router.get("/v1/diagnostics", tags=["server"])
+@router.get("/v1/diagnostics", tags=["server"], responses=errors(*SERVED))
 async def diagnostics(request: Request) -> dict[str, Any]:
     """Versions, database backend and URL (password hidden), engine source, trusted key
     ids and the settings in force, secrets redacted."""
@@ -95,7 +110,7 @@ async def diagnostics(request: Request) -> dict[str, Any]:
     "/metrics",
     tags=["server"],
     response_class=Response,
-    responses={200: {"content": {metrics.CONTENT_TYPE: {}}}},
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}}, **errors(*SERVED, 503)},
 )
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text format, computed from the database at each scrape."""
