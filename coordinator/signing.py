@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -174,13 +176,28 @@ def _public_key_from_base64(text: str) -> Ed25519PublicKey | None:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+MAX_KEY_FILE_BYTES = 64 * 1024
+"""A PEM Ed25519 key is about 120 bytes: anything far larger is not a key file."""
+
+
 def _read_key_file(path: Path, *, what: str) -> bytes:
+    """The bytes of a small regular file: a device (``/dev/zero``) or a FIFO would be read
+    forever, and a huge file whole into memory."""
     try:
-        return path.read_bytes()
+        # Checked before opening: opening a FIFO waits for a writer.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigurationError(f"{what}: {path} is not a regular file")
+        with path.open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigurationError(f"{what}: no file at {path}") from None
     except OSError as exc:
         raise ConfigurationError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigurationError(
+            f"{what}: {path} has more than {MAX_KEY_FILE_BYTES} bytes; not a key file"
+        )
+    return data
 
 
 def _shown_entry(entry: str, position: int) -> str:

@@ -7,6 +7,7 @@ import json
 import math
 import string
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,12 +16,16 @@ from hypothesis import strategies as st
 
 from coordinator.signing import (
     DEFAULT_CLOCK_SKEW,
+    MAX_KEY_FILE_BYTES,
     key_id,
+    load_private_key,
+    load_trusted_keys,
     new_command,
     sign,
     verify,
 )
 from schemas import (
+    ConfigurationError,
     EmergencyCommand,
     RefusalReason,
     SignedCommand,
@@ -518,3 +523,19 @@ def test_any_json_a_trusted_key_signs_is_judged_without_raising(
         assert result.command.canonical_bytes().decode() == text
     else:
         assert result.refused is not RefusalReason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("what", ["trusted key", "private key"])
+def test_a_key_file_far_larger_than_a_key_is_refused_without_reading_it_whole(
+    tmp_path: Path, what: str
+) -> None:
+    huge = tmp_path / "huge.pub"
+    huge.write_bytes(b"-----BEGIN PUBLIC KEY-----\n" + b"A" * (4 * MAX_KEY_FILE_BYTES))
+    load = load_trusted_keys if what == "trusted key" else load_private_key
+    with pytest.raises(ConfigurationError, match=f"more than {MAX_KEY_FILE_BYTES} bytes"):
+        load(str(huge))
+
+
+def test_a_private_key_path_that_is_a_device_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not a regular file"):
+        load_private_key("/dev/zero")
