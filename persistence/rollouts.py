@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.membership import latest_incarnations
@@ -65,6 +65,16 @@ def _wave_progress(wave: WaveRecord) -> dict[str, Any]:
         "reached": list(wave.reached),
         "failed": list(wave.failed),
     }
+
+
+def _held_by(rollout_id: str, holder: str, token: int) -> tuple[ColumnElement[bool], ...]:
+    """The driver-lease fence: a running rollout whose lease ``holder`` holds with ``token``."""
+    return (
+        rollouts.c.rollout_id == rollout_id,
+        rollouts.c.driver_id == holder,
+        rollouts.c.driver_token == token,
+        rollouts.c.status == RolloutStatus.RUNNING.value,
+    )
 
 
 async def _raise_why_not_applied(
@@ -199,10 +209,7 @@ class RolloutStore(StoreBase):
             keep = not release and not change.status.is_finished
             result = await conn.execute(
                 update(rollouts)
-                .where(rollouts.c.rollout_id == rollout_id)
-                .where(rollouts.c.driver_id == holder)
-                .where(rollouts.c.driver_token == token)
-                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .where(*_held_by(rollout_id, holder, token))
                 .where(rollouts.c.version == change.based_on)
                 .values(
                     status=change.status.value,
@@ -232,10 +239,7 @@ class RolloutStore(StoreBase):
         async def work(conn: AsyncConnection) -> None:
             result = await conn.execute(
                 update(rollouts)
-                .where(rollouts.c.rollout_id == rollout_id)
-                .where(rollouts.c.driver_id == holder)
-                .where(rollouts.c.driver_token == token)
-                .where(rollouts.c.status == RolloutStatus.RUNNING.value)
+                .where(*_held_by(rollout_id, holder, token))
                 .values(driver_lease_expires_at=self.now() + lease_ttl)
             )
             if result.rowcount == 0:
