@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
+from coordinator import __version__
 from coordinator.cli import (
     emergency_cmd,
     events_cmd,
@@ -20,16 +20,6 @@ from coordinator.cli import (
 )
 from coordinator.cli.arguments import CommandParser, HelpFormatter, examples
 from coordinator.logs import configure_logging
-
-DISTRIBUTION = "coordinator"
-
-
-def installed_version() -> str:
-    """The version of the installed distribution (its metadata, not a copy in the code)."""
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate_cmd.add_parser(commands)
     run_cmd.add_parser(commands)

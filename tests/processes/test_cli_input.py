@@ -297,9 +297,13 @@ async def test_retry_warns_while_the_failed_member_is_not_back(fleet: Fleet, fle
 def test_version_is_the_installed_distributions() -> None:
     from importlib.metadata import version
 
+    import coordinator as package
+
     result = coordinator("--version", env=coordinator_env(""))
     assert result.returncode == 0
-    assert result.stdout.strip() == f"python -m coordinator {version('coordinator')}"
+    # Written once (coordinator.__version__), read by the packaging metadata too.
+    assert version("coordinator") == package.__version__
+    assert result.stdout.strip() == f"python -m coordinator {package.__version__}"
 
 
 COMMANDS = [
