@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
 from collections.abc import Sequence
 
 from coordinator import __version__
@@ -51,9 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
+"""The exit code of a command whose reader went away (``events | head``), as if SIGPIPE had
+ended it; Python ignores SIGPIPE, which a server's sockets need, so it is done by hand."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Logs go to stderr, so stdout stays clean for tables and --json; commands may raise it.
     configure_logging("warning")
-    code: int = args.handler(args)
+    code: int = BROKEN_PIPE_EXIT
+    try:
+        code = args.handler(args)
+    except* BrokenPipeError:  # bare, or out of a task group (simulate)
+        # Nothing more can be written; without this the interpreter's own flush of stdout
+        # at exit fails again and prints a second traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import child_processes
 import pytest
 from fleet import Fleet, coordinator, coordinator_env, wait_members, wait_rollout
 
@@ -346,3 +347,37 @@ def test_simulating_one_occurrence_says_one_occurrence(tmp_path: Path) -> None:
     assert "1 decision call)" in result.stdout
     assert "Wave 1 (explorer) healthy: 1 of 1 reached" in result.stdout
     assert "member(s)" not in result.stdout and "1 member " in result.stdout
+
+
+@pytest.mark.parametrize("command", [["simulate", "--scenario", "wakeup"], ["events"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    command: list[str], fleet_db: str
+) -> None:
+    """`coordinator events | head -1`: once the reader has gone, the command ends as if
+    SIGPIPE had ended it (141), with no traceback. The read end is closed before the
+    command writes anything, so its first write meets no reader whatever the load."""
+    env = coordinator_env(
+        fleet_db,
+        COORDINATOR_EXPLORER_SOAK="1",
+        COORDINATOR_EARLY_ADOPTER_SOAK="1",
+        COORDINATOR_HEALTH_POLL="0.5",
+    )
+    if command[0] == "events":  # a trail to print: one line would fit any pipe's buffer
+        filled = coordinator("simulate", "--scenario", "wakeup", "--db", fleet_db, env=env)
+        assert filled.returncode == 0, filled.stderr
+    argv = [sys.executable, "-m", "coordinator", *command]
+    if command[0] == "events":
+        argv += ["--db", fleet_db]
+    process = child_processes.popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    try:
+        stderr = process.stderr.read()
+        code = process.wait(timeout=120)
+    finally:
+        process.stderr.close()
+        child_processes.end(process)
+    assert code == 128 + signal.SIGPIPE, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
