@@ -363,7 +363,20 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
         COORDINATOR_HEALTH_POLL="0.5",
     )
     if command[0] == "events":  # a trail to print: one line would fit any pipe's buffer
-        filled = coordinator("simulate", "--scenario", "wakeup", "--db", fleet_db, env=env)
+        # One occurrence in real time: no lease to lose to a busy machine, no time limit
+        # that compressed time would make tight.
+        filled = coordinator(
+            "simulate",
+            "--occurrences",
+            "1",
+            "--scenario",
+            "wakeup",
+            "--time-scale",
+            "1",
+            "--db",
+            fleet_db,
+            env=env,
+        )
         assert filled.returncode == 0, filled.stderr
     argv = [sys.executable, "-m", "coordinator", *command]
     if command[0] == "events":
