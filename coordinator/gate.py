@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from schemas import LifecycleKind, OccurrenceState
+from schemas import LifecycleKind, OccurrenceState, kind_policy
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,12 @@ def classify(kind: LifecycleKind, status: MemberStatus | None) -> str:
     """'reached', 'failed' or 'pending' for one member."""
     if status is None:
         return "failed"
-    if kind is LifecycleKind.WAKEUP:
-        if status.state is OccurrenceState.WORK and status.alive:
-            return "reached"
-        if status.state in (OccurrenceState.STARTING, OccurrenceState.WAKEUP) and status.alive:
-            return "pending"
-        return "failed"
-    if status.state is OccurrenceState.SHUTDOWN:
+    policy = kind_policy(kind)
+    if status.state is policy.target_state and (status.alive or not policy.target_needs_heartbeat):
         return "reached"
-    if status.state is OccurrenceState.FAILED or not status.alive:
-        return "failed"
-    return "pending"
+    if status.alive and status.state in policy.pending_states:
+        return "pending"
+    return "failed"
 
 
 def evaluate_gate(
@@ -78,7 +73,7 @@ def evaluate_gate(
     judged = len(reached) + len(failed) + len(pending)
     if judged == 0:
         return verdict(GateOutcome.PASS)
-    if kind is LifecycleKind.WAKEUP:
+    if kind_policy(kind).one_member_passes:
         if reached and (not final or not pending):
             return verdict(GateOutcome.PASS)
         if not pending:

@@ -18,6 +18,7 @@ from schemas import (
     TaskStatus,
     WaveRecord,
     WaveStatus,
+    kind_policy,
 )
 
 ACTIVE_STATES = (OccurrenceState.STARTING, OccurrenceState.WAKEUP, OccurrenceState.WORK)
@@ -57,10 +58,15 @@ def may_drive(rollout: RolloutRecord, occurrence_id: str, state: OccurrenceState
     picked a free lease up (see RolloutDriver)."""
     if state not in (OccurrenceState.WAKEUP, OccurrenceState.WORK):
         return False
-    if rollout.kind is LifecycleKind.WAKEUP:
+    if not kind_policy(rollout.kind).driver_leaves_last:
         return True
+    return rollout.wave_of(occurrence_id) is None or in_last_wave(rollout, occurrence_id)
+
+
+def in_last_wave(rollout: RolloutRecord, occurrence_id: str) -> bool:
+    """Whether ``occurrence_id`` is planned in the rollout's last wave with members."""
     wave = rollout.wave_of(occurrence_id)
-    return wave is None or wave.index >= last_wave_index(rollout)
+    return wave is not None and wave.index >= last_wave_index(rollout)
 
 
 LEAVING_STATES = (OccurrenceState.SHUTTING_DOWN, OccurrenceState.SHUTDOWN)
@@ -69,10 +75,9 @@ LEAVING_STATES = (OccurrenceState.SHUTTING_DOWN, OccurrenceState.SHUTDOWN)
 def leaves_last(rollout: RolloutRecord, occurrence_id: str) -> bool:
     """Whether ``occurrence_id`` is in the last wave (with members) of a shutdown: such
     a member leaves only once the rollout's result is recorded, by itself if need be."""
-    if rollout.kind is not LifecycleKind.SHUTDOWN:
+    if not kind_policy(rollout.kind).members_leave:
         return False
-    wave = rollout.wave_of(occurrence_id)
-    return wave is not None and wave.index >= last_wave_index(rollout)
+    return in_last_wave(rollout, occurrence_id)
 
 
 def may_hold_lease(rollout: RolloutRecord, occurrence_id: str, state: OccurrenceState) -> bool:

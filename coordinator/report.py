@@ -15,10 +15,10 @@ from schemas import (
     CommandKind,
     EventKind,
     EventRecord,
-    LifecycleKind,
     OccurrenceState,
     RolloutRecord,
     Verdict,
+    kind_policy,
 )
 
 WAVE_NUMBER = {"explorer": 1, "early_adopter": 2, "general": 3}
@@ -63,7 +63,7 @@ def min_available_during_shutdown(
         (
             r
             for r in rollouts
-            if r.kind is LifecycleKind.SHUTDOWN and r.decision.verdict is Verdict.ACCEPT
+            if kind_policy(r.kind).members_leave and r.decision.verdict is Verdict.ACCEPT
         ),
         None,
     )

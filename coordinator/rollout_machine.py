@@ -21,7 +21,6 @@ from coordinator.gate import GateOutcome, MemberStatus, evaluate_gate
 from schemas import (
     CanaryGroup,
     EventKind,
-    LifecycleKind,
     NewEvent,
     OccurrenceRecord,
     OccurrenceState,
@@ -30,6 +29,7 @@ from schemas import (
     RolloutStatus,
     WaveRecord,
     WaveStatus,
+    kind_policy,
 )
 
 
@@ -130,7 +130,7 @@ def step_rollout(
             return _unfinished(rollout, changed, events, wake_at=wave.next_check_at)
         final = index >= last
         # A shutdown's driver leaves last, after recording the result: not judged here.
-        exclude = (driver,) if driver and rollout.kind is LifecycleKind.SHUTDOWN else ()
+        exclude = (driver,) if driver and kind_policy(rollout.kind).driver_leaves_last else ()
         verdict = evaluate_gate(
             rollout.kind,
             wave.members,
@@ -212,7 +212,7 @@ def conclude_abandoned(
     the others failed); waves never signalled are skipped. The usual abort rule applies:
     a failed wave before the last aborts the rollout.
     """
-    if rollout.kind is not LifecycleKind.SHUTDOWN or rollout.status is not RolloutStatus.RUNNING:
+    if not kind_policy(rollout.kind).members_leave or rollout.status is not RolloutStatus.RUNNING:
         return None
     latest = {m.occurrence_id: m for m in members}
     planned = [m for w in rollout.waves for m in w.members]

@@ -39,6 +39,7 @@ from schemas import (
     OccurrenceState,
     RolloutRecord,
     RolloutStatus,
+    kind_policy,
     load_settings,
 )
 
@@ -102,12 +103,18 @@ class SimulationConfig:
 
 
 def _hooks(config: SimulationConfig) -> LifecycleHooks:
+    def fails(ctx: WaveContext, reaching: OccurrenceState) -> bool:
+        """``--fail``: the group's members fail on their way to the failing kind's target."""
+        kind = config.failing_kind
+        aimed = kind is not None and kind_policy(kind).target_state is reaching
+        return aimed and ctx.group is config.fail
+
     async def on_work(ctx: WaveContext) -> None:
-        if config.failing_kind is LifecycleKind.WAKEUP and ctx.group is config.fail:
+        if fails(ctx, OccurrenceState.WORK):
             raise SimulatedFailure(f"{ctx.occurrence_id} cannot start serving (--fail)")
 
     async def on_shutdown(ctx: WaveContext) -> None:
-        if config.failing_kind is LifecycleKind.SHUTDOWN and ctx.group is config.fail:
+        if fails(ctx, OccurrenceState.SHUTDOWN):
             raise SimulatedFailure(f"{ctx.occurrence_id} cannot stop cleanly (--fail)")
 
     return LifecycleHooks(on_work=on_work, on_shutdown=on_shutdown)

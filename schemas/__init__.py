@@ -44,6 +44,7 @@ from schemas.ids import (
     validate_fleet_id,
     validate_occurrence_id,
 )
+from schemas.kinds import KIND_POLICIES, KindPolicy, kind_policy
 from schemas.plan import PlannedWave, RolloutPlan
 from schemas.records import (
     Claim,
@@ -61,6 +62,7 @@ from schemas.settings import Settings, load_settings
 __all__ = [
     "DEFAULT_FLEET_ID",
     "EMERGENCY_SHUTDOWN",
+    "KIND_POLICIES",
     "OPEN_TASK_STATUSES",
     "SHARED_OCCURRENCE_ID",
     "WAVE_ORDER",
@@ -81,6 +83,7 @@ __all__ = [
     "EventRecord",
     "InvalidFleetId",
     "InvalidOccurrenceId",
+    "KindPolicy",
     "LifecycleKind",
     "NewEvent",
     "NotFound",
@@ -106,6 +109,7 @@ __all__ = [
     "Verification",
     "WaveRecord",
     "WaveStatus",
+    "kind_policy",
     "load_settings",
     "validate_fleet_id",
     "validate_occurrence_id",

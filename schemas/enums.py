@@ -56,9 +56,9 @@ class LifecycleKind(StrEnum):
     @property
     def target_state(self) -> OccurrenceState:
         """The state a wave member must reach for its wave to be healthy."""
-        if self is LifecycleKind.WAKEUP:
-            return OccurrenceState.WORK
-        return OccurrenceState.SHUTDOWN
+        from schemas.kinds import kind_policy  # kinds is written in terms of this module
+
+        return kind_policy(self).target_state
 
 
 class Verdict(StrEnum):
