@@ -27,6 +27,20 @@ from coordinator.engine import AcceptingEngine, DecisionEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.logs import get_logger
 from coordinator.member_policy import Act, MemberAction, leaves_last, next_action
+from coordinator.run_state import (
+    AUDIT_RUN_STATE,
+    LeaveReason,
+    Run,
+    RunStatus,
+    close,
+    crash,
+    depart,
+    enter_phase,
+    left,
+    may_depart,
+    registered,
+    stopped,
+)
 from persistence import Change, ChangeFeed, Degraded, FleetView, Store
 from persistence.emergency import Verifier
 from schemas import (
@@ -41,7 +55,6 @@ from schemas import (
     OccurrenceState,
     RolloutRecord,
     RolloutStatus,
-    RunState,
     Settings,
     SharedTask,
     Superseded,
@@ -50,11 +63,10 @@ from schemas import (
 
 T = TypeVar("T")
 
-EMERGENCY_STOP = "emergency stop"
-"""``left_because`` of an occurrence stopped by an operator's emergency command."""
 CLOCK_REALIGN_INTERVAL = 60.0  # seconds between measurements of the server clock offset
 PROTOCOL_VERSION = 1
 """Bumped when occurrences of different versions could no longer coordinate."""
+_LEFT_OR_STOPPED = (RunStatus.LEFT, RunStatus.STOPPED)
 
 
 class OccurrenceRuntime:
@@ -76,24 +88,18 @@ class OccurrenceRuntime:
         self.hooks = hooks or LifecycleHooks()
         self.clock = clock or SystemClock()
         self.agent_name = agent_name
-        self.error: BaseException | None = None
-        self.left_because: str | None = None
-        """Why this occurrence left the fleet (e.g. "coordinated shutdown"); None while in it."""
+        self._run = Run()
+        """Where this run is in its life (see ``run_state``): the one state of it."""
         self._store = store
         self._owns_store = store is None
         self._me: OccurrenceRecord | None = None
-        self._state = OccurrenceState.STARTING
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self._decider: Decider
         self._connectivity: Connectivity
         self._driver: RolloutDriver
-        self._stopped = anyio.Event()
         self._changed = anyio.Event()
-        self._deregistered = False
-        self._leaving = False
-        """Set before the leave is written: a heartbeat racing that write finds the row
-        stopped and raises ``Superseded``, which is then expected, not a crash."""
+        """Set (and replaced) at each change of ``_run``."""
         self._busy = False
         self._poked = False
         self._nap_scope: anyio.CancelScope | None = None
@@ -101,8 +107,6 @@ class OccurrenceRuntime:
         self._changes: frozenset[Change] = frozenset()
         """What the change feed reported and the emergency loop has not dispatched yet."""
         self._verifier: Verifier | None = None
-        self.emergency_command: CommandRecord | None = None
-        """The emergency command that stopped this occurrence, if one did."""
         self._last_note = ""
         self._outage: Degraded | None = None
         """The database outage this occurrence is serving through, if any."""
@@ -116,7 +120,27 @@ class OccurrenceRuntime:
 
     @property
     def state(self) -> OccurrenceState:
-        return self._state
+        return self._run.phase
+
+    @property
+    def run_state(self) -> Run:
+        """Where this run is in its life, and once it ends, why (``reason``)."""
+        return self._run
+
+    @property
+    def error(self) -> BaseException | None:
+        """What crashed this run, if something did."""
+        return self._run.error
+
+    @property
+    def left_because(self) -> str | None:
+        """Why this occurrence left the fleet (e.g. "coordinated shutdown"); None while in it."""
+        return self._run.audit_reason if self._run.status in _LEFT_OR_STOPPED else None
+
+    @property
+    def emergency_command(self) -> CommandRecord | None:
+        """The emergency command that stopped this occurrence, if one did."""
+        return self._run.command
 
     @property
     def _real_clock(self) -> bool:
@@ -124,8 +148,8 @@ class OccurrenceRuntime:
 
     @property
     def stopped(self) -> bool:
-        """True once this occurrence left the fleet (or crashed)."""
-        return self._stopped.is_set()
+        """True once this occurrence left the fleet (or crashed, or was stopped)."""
+        return self._run.winding_down
 
     @property
     def store(self) -> Store:
@@ -165,26 +189,29 @@ class OccurrenceRuntime:
                 feed = ChangeFeed(self.settings.database_url)
                 tg.start_soon(feed.run, self._on_change, self.occurrence_id)
                 task_status.started()
-                await self._stopped.wait()
+                while not self._run.winding_down:
+                    await self._changed.wait()
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._cleanup()
 
-    def stop(self) -> None:
-        """Ask ``run`` to return (the occurrence leaves without a coordinated shutdown)."""
-        self._mark_stopped()
+    def stop(self, reason: LeaveReason = LeaveReason.CLOSED) -> None:
+        """Ask ``run`` to return (the occurrence leaves without a coordinated shutdown);
+        ``reason`` is one of ``run_state.CLOSES``. A run already leaving keeps its reason."""
+        self._become(close(self._run, reason))
 
     async def wait_stopped(self) -> OccurrenceState:
         """Wait until this occurrence left the fleet (coordinated shutdown, or an error)."""
-        await self._stopped.wait()
-        return self._state
+        while not self._run.winding_down:
+            await self._changed.wait()
+        return self._run.phase
 
     async def wait_for(self, *states: OccurrenceState) -> OccurrenceState:
         """Wait until the state is one of ``states``, or the occurrence stopped."""
-        while self._state not in states and not self._stopped.is_set():
+        while self._run.phase not in states and not self._run.winding_down:
             await self._changed.wait()
-        return self._state
+        return self._run.phase
 
     async def request_shutdown(self, reason: str) -> SharedTask:
         """Ask the fleet for a coordinated shutdown (one occurrence will decide)."""
@@ -223,20 +250,21 @@ class OccurrenceRuntime:
         )
         self._driver = RolloutDriver(self._store, self.settings, self._log, self._connectivity)
         self._log.info("occurrence_registered", pid=self._me.pid, host=self._me.host)
+        self._become(registered(self._run))
         await self._set_state(OccurrenceState.WAKEUP)
 
     async def _cleanup(self) -> None:
-        self._mark_stopped()
+        self.stop()  # cancelled from outside: closed by the embedding program
         if self._store is not None and self._me is not None:
             try:
                 await self._driver.release_all()
-                if self.error is not None:
-                    await self._leave_fleet(f"error: {self.error!r}", RunState.ERROR)
-                await self._leave_fleet("closed by the embedding program", RunState.COMPLETE)
+                if self._run.leave_unwritten:
+                    await self._leave_fleet()
             except (DatabaseUnavailable, Superseded) as exc:
                 self._log.warning("leave_failed", error=str(exc))
         if self._owns_store and self._store is not None:
             await self._store.close()
+        self._become(stopped(self._run))
 
     # -- loops ------------------------------------------------------------------------
 
@@ -244,24 +272,23 @@ class OccurrenceRuntime:
         try:
             await loop()
         except Superseded as exc:
-            if not self._leaving:  # after (or during) a clean leave, a late heartbeat is expected
-                self._crash(exc, "occurrence_superseded")
+            if not self._run.leave_begun:  # once leaving, a late heartbeat is expected
+                self._crash(exc, "occurrence_superseded", superseded=True)
         except Exception as exc:
             self._crash(exc, "occurrence_crashed")
 
-    def _crash(self, exc: BaseException, event: str) -> None:
-        self.error = exc
+    def _crash(self, exc: BaseException, event: str, *, superseded: bool = False) -> None:
         self._log.error(event, error=repr(exc))
-        self._mark_stopped()
+        self._become(crash(self._run, exc, superseded=superseded))
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
     async def _heartbeat_loop(self) -> None:
         assert self._me is not None
         aligned_at = self.clock.now()
-        while not self._stopped.is_set():
+        while not self._run.winding_down:
             await self.clock.sleep(self.settings.heartbeat_interval)
-            if self._stopped.is_set():
+            if self._run.winding_down:
                 return
             try:
                 await self.store.heartbeat(self._me)
@@ -276,7 +303,7 @@ class OccurrenceRuntime:
                 self._log.warning("heartbeat_failed", error=str(exc))
 
     async def _poll_loop(self) -> None:
-        while not self._stopped.is_set():
+        while not self._run.winding_down:
             try:
                 view = await self.store.fleet_view(self.settings.decision_window)
                 await self._outage_over()
@@ -348,7 +375,7 @@ class OccurrenceRuntime:
         assert self._me is not None
         answered: set[str] = set()
         check_at = anyio.current_time()
-        while not self._stopped.is_set():
+        while not self._run.winding_down:
             self._command_check = anyio.Event()
             changes, self._changes = self._changes, frozenset()
             if Change.EMERGENCY in changes or anyio.current_time() >= check_at:
@@ -359,7 +386,7 @@ class OccurrenceRuntime:
                         if record.command_id not in answered:
                             await self._answer_emergency(record, replayed)
                             answered.add(record.command_id)
-                            if self._stopped.is_set():
+                            if self._run.winding_down:
                                 return
                 except DatabaseUnavailable as exc:
                     self._log.warning("emergency_check_failed", error=str(exc))
@@ -388,12 +415,16 @@ class OccurrenceRuntime:
             await self.hooks.on_emergency_stop(context)
         except Exception as exc:  # the stop goes on: the operator's brake beats the hook
             self._log.error("on_emergency_stop_failed", error=repr(exc))
-        # The acknowledgement, the state shutdown and the leave are one write.
-        self._leaving = True
+        # The acknowledgement, the state shutdown and the leave are one write (no leave if
+        # the run is already closing: its own leave is written on the way out).
+        departing = may_depart(self._run, LeaveReason.EMERGENCY_STOP)
+        if departing:
+            self._become(depart(self._run, LeaveReason.EMERGENCY_STOP, command=record))
+        leave = LeaveReason.EMERGENCY_STOP.value if departing else None
         ack = await self._persist(
             "emergency acknowledgement",
             lambda: self.store.acknowledge_emergency(
-                record, me, AckVerdict.STOPPED, judgement.detail, leave=EMERGENCY_STOP
+                record, me, AckVerdict.STOPPED, judgement.detail, leave=leave
             ),
         )
         self._log.warning(
@@ -401,23 +432,23 @@ class OccurrenceRuntime:
             command_id=record.command_id,
             latency_ms=round(ack.latency * 1000, 1),
         )
-        self.emergency_command = record
-        self._deregistered, self.left_because = True, EMERGENCY_STOP
-        self._note_state(OccurrenceState.SHUTDOWN)
-        await self._depart(EMERGENCY_STOP)
+        if departing:
+            self._note_state(OccurrenceState.SHUTDOWN)
+            await self._persist("release", self._driver.release_all)
+            self._become(left(self._run))
 
     # -- one poll -----------------------------------------------------------------------
 
     async def _tick(self, view: FleetView) -> None:
         assert self._me is not None
-        await self._driver.drive(view, self._state)
-        if self._busy or self._stopped.is_set():
+        await self._driver.drive(view, self._run.phase)
+        if self._busy or self._run.winding_down:
             return
-        action = next_action(view, self._me, self._state, driving=self._driver.holding)
+        action = next_action(view, self._me, self._run.phase, driving=self._driver.holding)
         if action.act is Act.WAIT:
             if action.why != self._last_note:
                 self._last_note = action.why
-                self._log.info("waiting", why=action.why, state=self._state.value)
+                self._log.info("waiting", why=action.why, state=self._run.phase.value)
         elif action.act is Act.OPEN_WAKEUP:
             if await self.store.open_wakeup_task(self.occurrence_id, self.settings.decision_window):
                 self._poke()
@@ -507,14 +538,14 @@ class OccurrenceRuntime:
         await self._set_state(OccurrenceState.SHUTDOWN, rollout=rollout, wave=wave)
         if leaves_last(rollout, self.occurrence_id):
             await self._wait_for_result(rollout.rollout_id)
-        await self._depart("coordinated shutdown", RunState.COMPLETE)
+        await self._depart(LeaveReason.COORDINATED_SHUTDOWN)
 
     async def _wait_for_result(self, rollout_id: str) -> None:
         """Stay until the shutdown's result is recorded (driving it meanwhile if its lease
         is free, see ``may_hold_lease``): the last wave's members are the last who can
         record it, and a rollout nobody finishes would show ``running`` forever. Even a
         lease held by another is no reason to go: that holder may be dying."""
-        while not self._stopped.is_set():
+        while not self._run.winding_down:
             view = await self._persist(
                 "result check", lambda: self.store.fleet_view(self.settings.decision_window)
             )
@@ -529,8 +560,10 @@ class OccurrenceRuntime:
         await self._set_state(
             OccurrenceState.SHUTDOWN, rollout=action.rollout, wakeup_rejected=action.why
         )
-        await self._leave_fleet("wakeup rejected", RunState.COMPLETE)
-        self._mark_stopped()
+        if may_depart(self._run, LeaveReason.WAKEUP_REJECTED):
+            self._become(depart(self._run, LeaveReason.WAKEUP_REJECTED))
+            await self._leave_fleet()
+            self._become(left(self._run))
 
     # -- state --------------------------------------------------------------------------
 
@@ -565,15 +598,14 @@ class OccurrenceRuntime:
         wave: WaveRecord | None = None,
     ) -> None:
         """Take on ``state``, which the database already holds."""
-        previous, self._state = self._state, state
+        previous = self._run.phase
+        self._become(enter_phase(self._run, state))
         self._log.info(
             "occurrence_state_changed",
             **{"from": previous.value, "to": state.value},
             rollout_id=rollout.rollout_id if rollout else None,
             wave=wave.group.value if wave else None,
         )
-        self._changed.set()
-        self._changed = anyio.Event()
 
     async def _persist(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
         """Retry ``write`` until the database takes it: an outage delays, never loses."""
@@ -584,19 +616,30 @@ class OccurrenceRuntime:
                 self._log.warning("write_delayed", what=what, error=str(exc))
                 await self.clock.sleep(self.settings.poll_interval)
 
-    async def _depart(self, reason: str, run_state: RunState | None = None) -> None:
-        """Give up every lease and leave the fleet, however long the database takes."""
+    async def _depart(self, reason: LeaveReason) -> None:
+        """Give up every lease and leave the fleet, however long the database takes (unless
+        the run is closed meanwhile, or an emergency stop departs it first)."""
+        if not may_depart(self._run, reason):
+            return
+        self._become(depart(self._run, reason))
         await self._persist("release", self._driver.release_all)
-        await self._persist("leave", lambda: self._leave_fleet(reason, run_state))
-        self._mark_stopped()
+        await self._persist("leave", self._leave_fleet)
+        self._become(left(self._run))
 
-    async def _leave_fleet(self, reason: str, run_state: RunState | None = None) -> None:
-        if not self._deregistered and self._me is not None:
-            self._leaving = True
-            await self.store.deregister(self._me, reason=reason, run_state=run_state)
-            self._deregistered = True
-            self.left_because = reason
+    async def _leave_fleet(self) -> None:
+        """Write this run's leave, with the reason it is leaving for."""
+        run, me = self._run, self._me
+        assert run.reason is not None and run.audit_reason is not None and me is not None
+        await self.store.deregister(
+            me, reason=run.audit_reason, run_state=AUDIT_RUN_STATE[run.reason]
+        )
 
-    def _mark_stopped(self) -> None:
-        self._stopped.set()
+    def _become(self, run: Run) -> None:
+        """Move this run to ``run`` (a transition of ``run_state``) and wake its waiters."""
+        previous, self._run = self._run, run
+        if run == previous:
+            return
+        if run.reason is not previous.reason:
+            self._log.info("occurrence_leaving", reason=run.audit_reason, status=run.status.value)
         self._changed.set()
+        self._changed = anyio.Event()

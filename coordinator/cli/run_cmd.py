@@ -24,11 +24,24 @@ from coordinator.cli.options import (
 from coordinator.emergency import make_verifier
 from coordinator.engine_loader import LoadedEngine, load_engine
 from coordinator.logs import configure_logging, get_logger
+from coordinator.run_state import LeaveReason
 from coordinator.runtime import OccurrenceRuntime
 from schemas import ConfigurationError, OccurrenceState, Settings
 
 HELP = "run one occurrence: wake up through the fleet, serve, leave on a coordinated shutdown"
 # The decision engine is the built-in one (accepts) unless --engine names another.
+
+EXIT_CODES: dict[LeaveReason, int] = {
+    LeaveReason.COORDINATED_SHUTDOWN: EXIT_OK,
+    LeaveReason.STOP_SIGNAL: EXIT_OK,
+    LeaveReason.CLOSED: EXIT_OK,
+    LeaveReason.EMERGENCY_STOP: EXIT_EMERGENCY,
+    LeaveReason.WAKEUP_REJECTED: EXIT_FAILED,
+    LeaveReason.FAILED: EXIT_FAILED,
+    LeaveReason.CRASHED: EXIT_FAILED,
+    LeaveReason.SUPERSEDED: EXIT_FAILED,
+}
+"""The exit code of ``run`` for each way an occurrence's run ends."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,19 +100,17 @@ async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
     log = get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
     log.info("engine_loaded", source=loaded.source)
     runtime = OccurrenceRuntime(settings, engine=loaded.engine)
-    signalled: list[int] = []
 
     async def stop_on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                signalled.append(signum)
                 log.info("stop_signal", signal=signal.Signals(signum).name)
-                runtime.stop()
+                runtime.stop(LeaveReason.STOP_SIGNAL)
                 return
 
     async def stop_on_failure() -> None:
         if await runtime.wait_for(OccurrenceState.FAILED) is OccurrenceState.FAILED:
-            runtime.stop()
+            runtime.stop(LeaveReason.FAILED)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(stop_on_signal)
@@ -108,14 +119,8 @@ async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
             await runtime.run()
         finally:
             tg.cancel_scope.cancel()
-    if runtime.error is not None:
-        return EXIT_FAILED
-    if signalled:
-        return EXIT_OK
-    left_cleanly = runtime.state is OccurrenceState.SHUTDOWN and runtime.left_because == (
-        "coordinated shutdown"
-    )
-    log.info("occurrence_exit", state=runtime.state.value, reason=runtime.left_because)
-    if runtime.emergency_command is not None:
-        return EXIT_EMERGENCY
-    return EXIT_OK if left_cleanly else EXIT_FAILED
+    reason = runtime.run_state.reason
+    assert reason is not None, "a run that returned has ended for a reason"
+    code = EXIT_CODES[reason]
+    log.info("occurrence_exit", state=runtime.state.value, reason=reason.value, exit_code=code)
+    return code
