@@ -68,7 +68,7 @@ class Store(
                 await store.align_clock_with_server()
         except (DBAPIError, OSError) as exc:
             await engine.dispose()
-            await settle_failed_connections(threads_before)
+            await settle_failed_connections(database_url, threads_before)
             if isinstance(exc, DatabaseUnavailable):  # the clock's read ran out of retries
                 raise
             raise DatabaseUnavailable(

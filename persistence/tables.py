@@ -27,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 
+from persistence.backends import backend_named, partial_index_where
 from schemas import SHARED_OCCURRENCE_ID
 
 SCHEMA_VERSION = 1
@@ -42,9 +43,8 @@ class UnixTime(TypeDecorator[float]):
     def process_bind_param(self, value: float | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        moment = datetime.fromtimestamp(value, UTC)
-        # SQLite stores text without an offset; naive UTC keeps its ordering lexicographic.
-        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+        # Each backend stores the moment its own way (naive UTC text on SQLite).
+        return backend_named(dialect.name).bind_time(datetime.fromtimestamp(value, UTC))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> float | None:
         if value is None:
@@ -81,8 +81,7 @@ tasks = Table(
         "uq_tasks_one_open_shared_kind",
         "kind",
         unique=True,
-        sqlite_where=_open_shared,
-        postgresql_where=_open_shared,
+        **partial_index_where(_open_shared),
     ),
     Index("ix_tasks_kind_created", "kind", "created_at"),
 )

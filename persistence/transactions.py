@@ -6,20 +6,19 @@ import math
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from persistence.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_OPTION
+from persistence.backends import WRITE_OPTION, backend_named
+from persistence.changes import ALL_CHANGES, Change
 from persistence.log import get_logger
 from persistence.tables import events
 from persistence.transient import is_transient
-from persistence.write_gate import WriteGate, gate_file_of
 from schemas import DatabaseUnavailable, NewEvent
 
 T = TypeVar("T")
@@ -27,37 +26,12 @@ T = TypeVar("T")
 RETRY_ATTEMPTS = 8
 RETRY_BASE_DELAY = 0.05  # seconds, doubled per attempt
 RETRY_MAX_DELAY = 1.0  # seconds
-NETWORK_DEADLINE = 10.0
-"""Seconds one PostgreSQL transaction may take. Across a network a silent partition
-(a dead link, a paused server) never errors: without a deadline a query would wait for
-TCP to give up, which takes many minutes, while leases expire around it."""
 
 log = get_logger("coordinator.store")
 
-NOTIFY_CHANNEL = "coordinator"
 _APPENDED = "coordinator_appended_events"
-WAKE_SUFFIX = "-wake"
 
-
-class Change(StrEnum):
-    """What a committed change concerns, so listeners wake only the work it needs."""
-
-    FLEET = "fleet"
-    """Membership, states, tasks, rollouts: what a poll of the fleet view reads."""
-    EMERGENCY = "emergency"
-    """An emergency command recorded, settled or refused: what the emergency check reads."""
-
-
-ALL_CHANGES = frozenset(Change)
-
-
-def wake_file_of(database: str | None, change: Change = Change.FLEET) -> Path | None:
-    """The wake file of a SQLite database path for ``change`` (none for an in-memory
-    database). Fleet changes keep the plain name, ``<database>-wake``."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    topic = "" if change is Change.FLEET else f"-{change.value}"
-    return Path(database + WAKE_SUFFIX + topic)
+__all__ = ["ALL_CHANGES", "Change", "Clock", "Degraded", "StoreBase"]
 
 
 Clock = Callable[[], float]
@@ -70,7 +44,7 @@ def describe_error(exc: DBAPIError | OSError, *, deadline: float | None = None) 
     if isinstance(exc, DBAPIError):
         return str(exc.orig)
     if isinstance(exc, TimeoutError) and not str(exc):
-        waited = f"within {deadline:g} s" if deadline else "in time"
+        waited = f"within {deadline:g} s" if deadline and math.isfinite(deadline) else "in time"
         return f"no answer {waited} (network partition?)"
     return str(exc) or type(exc).__name__
 
@@ -107,8 +81,8 @@ class StoreBase:
         self.degraded: Degraded | None = None
         """Set while transactions keep failing after their retries; cleared (and logged
         as ``database_recovered``) by the next one that succeeds."""
-        gate = gate_file_of(engine.url.database) if self.backend == "sqlite" else None
-        self._write_gate = WriteGate(gate, SQLITE_BUSY_TIMEOUT_MS / 1000) if gate else None
+        self._backend = backend_named(engine.dialect.name)
+        self._write_gate = self._backend.write_gate(engine.url.database)
 
     def now(self) -> float:
         """The time every lease, heartbeat and gate is judged by (Unix seconds)."""
@@ -116,31 +90,30 @@ class StoreBase:
 
     async def align_clock_with_server(self) -> float:
         """Judge time by the database server's clock, so hosts that drift still agree on
-        when a lease expired (PostgreSQL). SQLite runs on this host: nothing to align.
-        Returns the offset now in force."""
-        if self.backend != "postgresql":
+        when a lease expired (PostgreSQL). A database on this host (SQLite): nothing to
+        align. Returns the offset now in force."""
+        if not self._backend.remote_clock:
             return self.clock_offset
 
         async def work(conn: AsyncConnection) -> float:
             before = self._clock()
-            server = await conn.scalar(text("SELECT extract(epoch FROM clock_timestamp())"))
+            server = await self._backend.read_server_clock(conn)
             after = self._clock()
-            return float(server) - (before + after) / 2  # half the round trip each way
+            return server - (before + after) / 2  # half the round trip each way
 
         self.clock_offset = await self._read(work)
         return self.clock_offset
 
     @property
     def backend(self) -> str:
-        return self.engine.dialect.name
+        """The backend's name (``engine.dialect.name``)."""
+        return self._backend.name
 
     def wake_file(self, change: Change = Change.FLEET) -> Path | None:
         """SQLite's stand-in for NOTIFY: a file beside the database per kind of change,
         whose modification time every such commit bumps; pollers ``stat()`` it, which
-        costs no SQL."""
-        if self.backend != "sqlite":
-            return None
-        return wake_file_of(self.engine.url.database, change)
+        costs no SQL. None where the server notifies."""
+        return self._backend.wake_file(self.engine.url.database, change)
 
     def touch_wake_files(self, changes: Iterable[Change]) -> None:
         for change in changes:
@@ -164,9 +137,7 @@ class StoreBase:
         self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool
     ) -> T:
         delay = RETRY_BASE_DELAY
-        # SQLite needs no deadline: its only wait is for the file lock, which the busy
-        # timeout bounds; and a thread stuck in sqlite3 cannot be cancelled anyway.
-        deadline = NETWORK_DEADLINE if self.backend == "postgresql" else math.inf
+        deadline = self._backend.transaction_deadline
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
                 # Shielded: a cancelled caller must not leave a claim half-written. The
@@ -189,7 +160,7 @@ class StoreBase:
                 # connection, and our deadline's TimeoutError, unwrapped.
                 if isinstance(exc, DBAPIError) and not is_transient(exc):
                     raise
-                error = describe_error(exc, deadline=NETWORK_DEADLINE)
+                error = describe_error(exc, deadline=deadline)
                 if attempt == RETRY_ATTEMPTS:
                     self._degrade(error, write)
                     raise DatabaseUnavailable(
@@ -244,9 +215,5 @@ class StoreBase:
             await conn.execute(insert(events), rows)
             already = conn.info.get(_APPENDED, frozenset())
             conn.info[_APPENDED] = already | changes  # wake SQLite pollers at commit
-            if conn.dialect.name == "postgresql" and not changes <= already:
-                # Delivered at commit, to every listening occurrence: poll now.
-                await conn.execute(
-                    text("SELECT pg_notify(:channel, :changes)"),
-                    {"channel": NOTIFY_CHANNEL, "changes": ",".join(sorted(changes))},
-                )
+            if not changes <= already:  # say it once per transaction
+                await self._backend.announce(conn, changes)

@@ -7,10 +7,10 @@ import getpass
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 from coordinator.cli.arguments import utf8_text
+from persistence.backends import backend_for
 from schemas import ConfigurationError, DatabaseUnavailable, Settings, load_settings
 from schemas.settings import (
     API_TOKEN_ENV,
@@ -112,13 +112,12 @@ def existing_database_url(args: argparse.Namespace) -> str:
     otherwise create an empty database and report an empty fleet)."""
     url = settings_from_args(args).database_url
     url = normalize_database_url(url)
-    if url.startswith("sqlite+aiosqlite:///"):
-        path = Path(url.removeprefix("sqlite+aiosqlite:///"))
-        if not path.exists():
-            raise ConfigurationError(
-                f"no coordinator database at {path}: start occurrences first, or point "
-                f"--db / {setting_env_name('database_url')} at the fleet's database"
-            )
+    path = backend_for(url).database_file(url)
+    if path is not None and not path.exists():
+        raise ConfigurationError(
+            f"no coordinator database at {path}: start occurrences first, or point "
+            f"--db / {setting_env_name('database_url')} at the fleet's database"
+        )
     return url
 
 
@@ -126,7 +125,7 @@ def may_write(url: str) -> bool:
     """Whether this process may write the database: for a SQLite file, write access to it
     and to its directory (for the journal); a server's database is assumed writable (a
     role that may only read is refused each write, and the reads go on)."""
-    if not url.startswith("sqlite+aiosqlite:///"):
+    path = backend_for(url).database_file(url)
+    if path is None:
         return True
-    path = Path(url.removeprefix("sqlite+aiosqlite:///"))
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

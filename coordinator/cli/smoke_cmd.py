@@ -8,13 +8,13 @@ import os
 
 from coordinator.cli.arguments import add_command, bounded_int, seconds, utf8_text
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
+from persistence.backends import BACKEND_NAMES
 from schemas.settings import API_TOKEN_ENV
 
 DEFAULT_TIMEOUT = 10.0  # seconds per request
 MIN_TIMEOUT = 0.01
 MAX_TIMEOUT = 3_600.0
 MAX_MIN_ALIVE = 1_000_000
-BACKENDS = ("sqlite", "postgresql")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +46,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=utf8_text,
         help=f"check that this bearer token is accepted (default: {API_TOKEN_ENV} if set)",
     )
-    parser.add_argument("--expect-backend", choices=BACKENDS, help="fail unless the API uses it")
+    parser.add_argument(
+        "--expect-backend", choices=BACKEND_NAMES, help="fail unless the API uses it"
+    )
     parser.add_argument(
         "--min-alive",
         type=bounded_int(0, MAX_MIN_ALIVE),

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from persistence import Store
-from persistence.engine import read_only_sqlite_url
+from persistence.backends.sqlite import read_only_sqlite_url
 from schemas import DatabaseUnavailable
 
 
