@@ -1,0 +1,12 @@
+"""Pure rules the store applies inside its write transactions (one module per family).
+
+Each rule is a plain function of plain records (what the store read) to a decision (what
+it writes, or why it refuses); no I/O, so each is tested without a database. The store
+reads, calls the rule and writes in one transaction (``persistence.deciding``).
+"""
+
+from schemas.policy.decision_window import wakeup_in_force
+
+__all__ = [
+    "wakeup_in_force",
+]
