@@ -6,7 +6,11 @@ reads, calls the rule and writes in one transaction (``persistence.deciding``).
 """
 
 from schemas.policy.decision_window import wakeup_in_force
+from schemas.policy.requests import RequestAnswer, RequestOutcome, answer_request
 
 __all__ = [
+    "RequestAnswer",
+    "RequestOutcome",
+    "answer_request",
     "wakeup_in_force",
 ]
