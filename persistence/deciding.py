@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.engine import serialize_lifecycle
+from persistence.rows import wave_progress
+from persistence.tables import rollouts, tasks, waves
 from persistence.transactions import StoreBase
+from schemas.policy import RolloutEdit
 
 Seen = TypeVar("Seen")
 Decided = TypeVar("Decided")
@@ -49,3 +53,37 @@ class DecidingStore(StoreBase):
             return await read_decide_write(conn, self.now(), read, decide, write)
 
         return await self._write(work)
+
+
+async def apply_rollout_edit(conn: AsyncConnection, edit: RolloutEdit, now: float) -> bool:
+    """Write ``edit`` if the rollout is still where it was read; False (nothing written)
+    if it moved meanwhile."""
+    result = await conn.execute(
+        update(rollouts)
+        .where(rollouts.c.rollout_id == edit.rollout_id)
+        .where(rollouts.c.status.in_([s.value for s in edit.expected]))
+        .where(rollouts.c.version == edit.based_on)
+        .values(
+            status=edit.status.value,
+            finished_at=edit.finished_at,
+            abort_reason=edit.abort_reason,
+            driver_id=None,
+            driver_lease_expires_at=now,
+            version=rollouts.c.version + 1,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    for wave in edit.waves:
+        await conn.execute(
+            update(waves)
+            .where(waves.c.rollout_id == edit.rollout_id)
+            .where(waves.c.wave_index == wave.index)
+            .values(**wave_progress(wave))
+        )
+    if edit.task_status is not None:
+        task = update(tasks).where(tasks.c.task_id == edit.task_id)
+        if edit.task_only_if is not None:
+            task = task.where(tasks.c.status == edit.task_only_if.value)
+        await conn.execute(task.values(status=edit.task_status.value, updated_at=now))
+    return True
