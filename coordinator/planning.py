@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from coordinator.groups import assign_canary_groups
 from coordinator.member_policy import ACTIVE_STATES
+from coordinator.policy.liveness import Liveness, liveness
 from schemas import (
     WAVE_ORDER,
     CanaryGroup,
@@ -51,11 +52,12 @@ def judge_members(
     for m in members:
         if m.state not in ACTIVE_STATES or m.stopped_at is not None:
             continue
+        seen = liveness(m, now, member_ttl, trust_staleness=trust_staleness)
         if m.occurrence_id == decider:
             alive.append(m.occurrence_id)
-        elif m.is_alive(now, member_ttl):
+        elif seen is Liveness.FRESH:
             (alive if m.last_heartbeat_at >= view_began else unsure).append(m.occurrence_id)
-        elif not trust_staleness:
+        elif seen is Liveness.UNKNOWN:
             unsure.append(m.occurrence_id)
     return Judgement(tuple(alive), tuple(unsure))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.gate import GateOutcome, MemberStatus, evaluate_gate
+from coordinator.policy.liveness import observe
 from schemas import (
     CanaryGroup,
     EventKind,
@@ -32,6 +33,9 @@ from schemas import (
     kind_policy,
 )
 
+__all__ = ["Step", "conclude_abandoned", "last_wave_index", "observe", "step_rollout"]
+"""``observe`` lives in ``coordinator.policy.liveness``; kept importable from here."""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -39,22 +43,6 @@ class Step:
     """None when nothing changed."""
     wake_at: float | None
     """When the rollout can next change by the passing of time alone."""
-
-
-def observe(
-    members: Iterable[OccurrenceRecord],
-    now: float,
-    member_ttl: float,
-    *,
-    trust_staleness: bool = True,
-) -> dict[str, MemberStatus]:
-    """Each member's status. Without ``trust_staleness`` (the observer itself was cut off
-    within the last TTL) an old heartbeat proves nothing: only a member that left is dead."""
-
-    def alive(m: OccurrenceRecord) -> bool:
-        return m.is_alive(now, member_ttl) or (not trust_staleness and m.stopped_at is None)
-
-    return {m.occurrence_id: MemberStatus(state=m.state, alive=alive(m)) for m in members}
 
 
 def last_wave_index(rollout: RolloutRecord) -> int:

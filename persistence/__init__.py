@@ -2,10 +2,10 @@
 
 from persistence.change_feed import ChangeFeed
 from persistence.engine import create_engine, create_schema
-from persistence.rollouts import FleetView
 from persistence.store import Store
 from persistence.tables import SCHEMA_VERSION
 from persistence.transactions import Change, Degraded, database_failure
+from schemas.fleet import FleetView  # moved to schemas; kept importable from here
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -19,10 +19,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.commands import CommandLog, command_event, command_from_row, insert_command
+from persistence.deciding import apply_rollout_edit, read_decide_write
 from persistence.engine import serialize_lifecycle
 from persistence.membership import change_state, stopped_events
-from persistence.queries import select_rollouts
-from persistence.rollout_control import IN_PROGRESS, abort_rollout
+from persistence.rollout_control import IN_PROGRESS, locked_rollouts
 from persistence.tables import commands, emergency_acks, occurrences, rollouts
 from persistence.transactions import ALL_CHANGES, Change
 from schemas import (
@@ -36,17 +36,21 @@ from schemas import (
     NewEvent,
     OccurrenceRecord,
     OccurrenceState,
+    RolloutRecord,
     RunState,
     SignedCommand,
     Superseded,
     UnknownTargets,
     Verification,
 )
+from schemas.policy import FleetStopAbort, fleet_stop_aborts
+from schemas.policy.emergency import EMERGENCY_STOP_REASON
+
+__all__ = ["EMERGENCY_STOP_REASON", "EmergencyStore", "Verifier", "nonce_of"]
 
 Verifier = Callable[[SignedCommand, float, Callable[[str], bool]], Verification]
 """``verify(signed, recorded_at, nonce_seen)``: the verdict on one command."""
 
-EMERGENCY_STOP_REASON = "emergency stop"
 EMERGENCY_ONLY = frozenset({Change.EMERGENCY})
 
 
@@ -150,8 +154,7 @@ class EmergencyStore(CommandLog):
         aborted: list[NewEvent] = []
         if settled.accepted:
             new.append(_run_state(RunState.CANCEL_REQUESTED, settled))
-            if not settled.targets:
-                aborted = await _abort_in_progress(conn, settled, now)
+            aborted = await _abort_in_progress(conn, settled, now)
         await self._append(conn, now, new + aborted, ALL_CHANGES if aborted else EMERGENCY_ONLY)
         return settled
 
@@ -321,21 +324,22 @@ def _run_state(state: RunState, record: CommandRecord) -> NewEvent:
 async def _abort_in_progress(
     conn: AsyncConnection, record: CommandRecord, now: float
 ) -> list[NewEvent]:
-    """A whole-fleet stop ends every rollout in progress: nobody is left to drive it."""
-    reason = f"{EMERGENCY_STOP_REASON} ({record.command_id}): {record.reason}"
-    new = []
-    for rollout in await select_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS)):
-        if await abort_rollout(conn, rollout, now, reason):
-            new.append(
-                NewEvent(
-                    kind=EventKind.ROLLOUT_ABORTED,
-                    rollout_id=rollout.rollout_id,
-                    task_id=rollout.task_id,
-                    details={
-                        "reason": reason,
-                        "command_id": record.command_id,
-                        "emergency": True,
-                    },
-                )
-            )
-    return new
+    """What an accepted stop does to the rollouts in progress (see ``fleet_stop_aborts``)."""
+
+    async def read(conn: AsyncConnection, now: float) -> list[RolloutRecord]:
+        if record.targets:  # a stop of named occurrences ends no rollout: nothing to read
+            return []
+        return await locked_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS))
+
+    def decide(in_progress: list[RolloutRecord], now: float) -> tuple[FleetStopAbort, ...]:
+        return fleet_stop_aborts(record, in_progress, now)
+
+    async def write(
+        conn: AsyncConnection,
+        _in_progress: list[RolloutRecord],
+        aborts: tuple[FleetStopAbort, ...],
+        now: float,
+    ) -> list[NewEvent]:
+        return [a.event for a in aborts if await apply_rollout_edit(conn, a.edit, now)]
+
+    return await read_decide_write(conn, now, read, decide, write)

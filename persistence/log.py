@@ -44,9 +44,23 @@ def _to_log_record(_logger: Any, _method: str, event_dict: dict[str, Any]) -> An
     }
 
 
+def _context_first(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """``structlog.contextvars.merge_contextvars``, but the context's fields (a run's
+    ``occurrence_id`` and ``incarnation_id``) lead, as fields bound to the logger would:
+    a line reads ``occurrence_registered occurrence_id='o-1' ... pid=12``. A field given
+    to the call itself still wins."""
+    context = structlog.contextvars.get_contextvars()
+    if not context:
+        return event_dict
+    merged = {key: value for key, value in event_dict.items() if key == "event"}
+    merged.update(context)
+    merged.update(event_dict)
+    return merged
+
+
 _PROCESSORS: list[Any] = [
     structlog.stdlib.filter_by_level,  # a disabled level costs no formatting
-    structlog.contextvars.merge_contextvars,
+    _context_first,
     _to_log_record,
 ]
 

@@ -22,6 +22,17 @@ from schemas import (
     Verdict,
     WaveRecord,
 )
+from schemas.policy import wakeup_in_force
+
+__all__ = [
+    "IN_PROGRESS_STATUSES",
+    "RolloutsOfInterest",
+    "load_rollouts",
+    "open_tasks",
+    "rollouts_of_interest",
+    "select_rollouts",
+    "wakeup_in_force",  # moved to schemas.policy; kept importable from here
+]
 
 
 async def load_rollouts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[RolloutRecord]:
@@ -45,21 +56,6 @@ async def select_rollouts(
     return await load_rollouts(conn, (await conn.execute(query)).all())
 
 
-def wakeup_in_force(
-    latest_wakeup: RolloutRecord | None,
-    latest_shutdown: RolloutRecord | None,
-    now: float,
-    window: float,
-) -> RolloutRecord | None:
-    """The wakeup decision still in force: decided within ``window`` seconds and not
-    followed by an accepted shutdown. New occurrences join it instead of deciding again."""
-    if latest_wakeup is None or latest_wakeup.created_at < now - window:
-        return None
-    if latest_shutdown is not None and latest_shutdown.created_at >= latest_wakeup.created_at:
-        return None
-    return latest_wakeup
-
-
 def _latest(kind: LifecycleKind, *, accepted: bool = False) -> ScalarSelect[Any]:
     query = select(rollouts.c.rollout_id).where(rollouts.c.kind == kind.value)
     if accepted:
@@ -75,6 +71,7 @@ class RolloutsOfInterest:
     """The newest accepted shutdown, running or finished."""
 
     def wakeup_in_force(self, now: float, window: float) -> RolloutRecord | None:
+        """The wakeup decision in force (the decision window: ``schemas.policy``)."""
         return wakeup_in_force(self.latest_wakeup, self.latest_shutdown, now, window)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
@@ -15,56 +14,24 @@ from persistence.queries import (
     rollouts_of_interest,
     select_rollouts,
 )
+from persistence.rows import wave_progress
 from persistence.tables import rollouts, tasks, waves
 from persistence.transactions import StoreBase
 from schemas import (
     EventKind,
+    FleetView,
     LifecycleKind,
     NewEvent,
     NotFound,
-    OccurrenceRecord,
     RolloutChange,
     RolloutRecord,
     RolloutStatus,
-    SharedTask,
     StaleFencingToken,
     StaleRolloutView,
     TaskStatus,
     WaveRecord,
     WaveStatus,
 )
-
-
-@dataclass(frozen=True)
-class FleetView:
-    """One consistent snapshot of what an occurrence needs for one poll."""
-
-    now: float
-    members: tuple[OccurrenceRecord, ...]
-    running: tuple[RolloutRecord, ...]
-    current_wakeup: RolloutRecord | None
-    latest_shutdown: RolloutRecord | None
-    """The newest accepted shutdown rollout, running or finished."""
-    open_tasks: tuple[SharedTask, ...]
-
-    def open_task(self, kind: LifecycleKind) -> SharedTask | None:
-        return next((t for t in self.open_tasks if t.kind is kind), None)
-
-    def running_of(self, kind: LifecycleKind) -> RolloutRecord | None:
-        return next((r for r in self.running if r.kind is kind), None)
-
-
-def _wave_progress(wave: WaveRecord) -> dict[str, Any]:
-    # Members are left out on purpose: late joiners append to them concurrently.
-    return {
-        "status": wave.status.value,
-        "signalled_at": wave.signalled_at,
-        "next_check_at": wave.next_check_at,
-        "deadline": wave.deadline,
-        "finished_at": wave.finished_at,
-        "reached": list(wave.reached),
-        "failed": list(wave.failed),
-    }
 
 
 def _held_by(rollout_id: str, holder: str, token: int) -> tuple[ColumnElement[bool], ...]:
@@ -291,7 +258,7 @@ class RolloutStore(StoreBase):
                 update(waves)
                 .where(waves.c.rollout_id == rollout_id)
                 .where(waves.c.wave_index == wave.index)
-                .values(**_wave_progress(wave))
+                .values(**wave_progress(wave))
             )
         if change.fail_task:
             await conn.execute(

@@ -67,6 +67,20 @@ def wave_values(wave: WaveRecord) -> dict[str, Any]:
     }
 
 
+def wave_progress(wave: WaveRecord) -> dict[str, Any]:
+    """The columns of a wave a step or an operator's action rewrites."""
+    # Members are left out on purpose: late joiners append to them concurrently.
+    return {
+        "status": wave.status.value,
+        "signalled_at": wave.signalled_at,
+        "next_check_at": wave.next_check_at,
+        "deadline": wave.deadline,
+        "finished_at": wave.finished_at,
+        "reached": list(wave.reached),
+        "failed": list(wave.failed),
+    }
+
+
 def rollout_from_row(row: Row[Any], waves: Sequence[WaveRecord]) -> RolloutRecord:
     m = row._mapping
     return RolloutRecord(

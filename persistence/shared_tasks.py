@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.commands import CONFLICT, command_event, insert_command
+from persistence.deciding import DecidingStore
 from persistence.engine import serialize_lifecycle
 from persistence.queries import (
     IN_PROGRESS_STATUSES,
@@ -19,7 +21,6 @@ from persistence.queries import (
 )
 from persistence.rows import task_from_row, wave_values
 from persistence.tables import SCHEMA_VERSION, rollouts, tasks, waves
-from persistence.transactions import StoreBase
 from schemas import (
     SHARED_OCCURRENCE_ID,
     Claim,
@@ -38,7 +39,9 @@ from schemas import (
     TaskStatus,
     WaveRecord,
     WaveStatus,
+    kind_policy,
 )
+from schemas.policy import RequestAnswer, RequestOutcome, answer_request
 
 
 def _new_task_values(kind: LifecycleKind, now: float, **extra: Any) -> dict[str, Any]:
@@ -60,38 +63,46 @@ def _new_task_values(kind: LifecycleKind, now: float, **extra: Any) -> dict[str,
     }
 
 
-async def _open_task(conn: AsyncConnection, kind: LifecycleKind) -> SharedTask | None:
-    for task in await open_tasks(conn):
-        if task.kind is kind:
-            return task
-    return None
-
-
-async def _shutdown_in_progress(conn: AsyncConnection) -> tuple[SharedTask, str] | None:
-    """The shutdown a new request would conflict with, and a sentence saying why: one
-    requested and not decided yet, or one decided and still rolling out."""
-    requested = await _open_task(conn, LifecycleKind.SHUTDOWN)
-    if requested is not None:
-        return requested, (
-            f"a shutdown request is already open: task {requested.task_id} "
-            f"(requested by {requested.requested_by}: {requested.reason})"
-        )
-    rolling = await select_rollouts(
-        conn,
-        rollouts.c.kind == LifecycleKind.SHUTDOWN.value,
-        rollouts.c.status.in_(IN_PROGRESS_STATUSES),
-        limit=1,
+async def _task(conn: AsyncConnection, task_id: str) -> SharedTask:
+    return task_from_row(
+        (await conn.execute(select(tasks).where(tasks.c.task_id == task_id))).one()
     )
-    if rolling:
-        row = (await conn.execute(select(tasks).where(tasks.c.task_id == rolling[0].task_id))).one()
-        return task_from_row(row), (
-            f"a shutdown is already rolling out: rollout {rolling[0].rollout_id} is "
-            f"{rolling[0].status.value}"
+
+
+@dataclass(frozen=True)
+class _RequestView:
+    """What the rule for a new request reads (see ``answer_request``)."""
+
+    in_force: RolloutRecord | None
+    in_progress: tuple[RolloutRecord, ...]
+    open_tasks: tuple[SharedTask, ...]
+
+    def answer(self, kind: LifecycleKind) -> RequestAnswer:
+        return answer_request(
+            kind_policy(kind),
+            in_force=self.in_force,
+            in_progress=self.in_progress,
+            open_tasks=self.open_tasks,
         )
-    return None
 
 
-class SharedTaskStore(StoreBase):
+async def _request_view(
+    conn: AsyncConnection, now: float, *, window: float | None = None
+) -> _RequestView:
+    """With ``window`` (a wakeup's decision window), also the wakeup decision in force."""
+    if window is not None:
+        interest = await rollouts_of_interest(conn)
+        in_force = interest.wakeup_in_force(now, window)
+        in_progress = interest.running
+    else:
+        in_force = None
+        in_progress = tuple(
+            await select_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS_STATUSES))
+        )
+    return _RequestView(in_force, in_progress, tuple(await open_tasks(conn)))
+
+
+class SharedTaskStore(DecidingStore):
     async def open_wakeup_task(self, requested_by: str, window: float) -> SharedTask | None:
         """The open wakeup task, created if no wakeup decision is in force.
 
@@ -100,17 +111,19 @@ class SharedTaskStore(StoreBase):
         no occurrence can open a second wakeup while another records the first.
         """
 
-        async def work(conn: AsyncConnection) -> SharedTask | None:
-            await serialize_lifecycle(conn)
-            now = self.now()
-            interest = await rollouts_of_interest(conn)
-            if interest.wakeup_in_force(now, window) is not None:
-                return None
-            if any(r.kind is LifecycleKind.SHUTDOWN for r in interest.running):
-                return None
-            existing = await _open_task(conn, LifecycleKind.WAKEUP)
-            if existing is not None:
-                return existing
+        async def read(conn: AsyncConnection, now: float) -> _RequestView:
+            return await _request_view(conn, now, window=window)
+
+        def decide(view: _RequestView, now: float) -> RequestAnswer:
+            return view.answer(LifecycleKind.WAKEUP)
+
+        async def write(
+            conn: AsyncConnection, view: _RequestView, answer: RequestAnswer, now: float
+        ) -> SharedTask | None:
+            if answer.outcome is RequestOutcome.JOIN_TASK:
+                return next(t for t in view.open_tasks if t.task_id == answer.task_id)
+            if answer.outcome is not RequestOutcome.OPEN:
+                return None  # join the decision in force, or wait for the shutdown
             values = _new_task_values(LifecycleKind.WAKEUP, now, requested_by=requested_by)
             await conn.execute(insert(tasks).values(**values))
             event = NewEvent(
@@ -122,7 +135,7 @@ class SharedTaskStore(StoreBase):
             await self._append(conn, now, [event])
             return SharedTask(**values)
 
-        return await self._write(work)
+        return await self._decide(read, decide, write)
 
     async def request_shutdown(self, reason: str, requested_by: str) -> tuple[SharedTask, bool]:
         """Open the shared shutdown task; returns ``(task, created)``. See
@@ -141,12 +154,17 @@ class SharedTaskStore(StoreBase):
         shutdown's. Every caller, the CLI, the API and the runtime, shares this rule.
         """
 
-        async def work(conn: AsyncConnection) -> tuple[SharedTask, CommandRecord]:
-            await serialize_lifecycle(conn)
-            now = self.now()
-            in_progress = await _shutdown_in_progress(conn)
-            if in_progress is not None:
-                existing, conflict = in_progress
+        async def read(conn: AsyncConnection, now: float) -> _RequestView:
+            return await _request_view(conn, now)
+
+        def decide(view: _RequestView, now: float) -> RequestAnswer:
+            return view.answer(LifecycleKind.SHUTDOWN)
+
+        async def write(
+            conn: AsyncConnection, view: _RequestView, answer: RequestAnswer, now: float
+        ) -> tuple[SharedTask, CommandRecord]:
+            if answer.outcome is RequestOutcome.REFUSE:
+                assert answer.task_id is not None
                 refused = await insert_command(
                     conn,
                     now,
@@ -154,12 +172,12 @@ class SharedTaskStore(StoreBase):
                     CommandStatus.REFUSED,
                     issued_by=requested_by,
                     reason=reason,
-                    rollout_id=existing.task_id,
+                    rollout_id=answer.task_id,
                     refusal=CONFLICT,
-                    detail=conflict,
+                    detail=answer.detail,
                 )
                 await self._append(conn, now, [command_event(refused)])
-                return existing, refused
+                return await _task(conn, answer.task_id), refused
             values = _new_task_values(
                 LifecycleKind.SHUTDOWN, now, reason=reason, requested_by=requested_by
             )
@@ -186,7 +204,7 @@ class SharedTaskStore(StoreBase):
             await self._append(conn, now, [event])
             return SharedTask(**values), accepted
 
-        return await self._write(work)
+        return await self._decide(read, decide, write)
 
     async def claim_task(self, task_id: str, holder: str, lease_ttl: float) -> Claim | None:
         """Claim a pending task, or take over one whose lease expired; None if taken.

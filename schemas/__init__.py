@@ -38,6 +38,7 @@ from schemas.errors import (
     UnknownTargets,
 )
 from schemas.events import EventKind, RunState
+from schemas.fleet import FleetView
 from schemas.ids import (
     DEFAULT_FLEET_ID,
     SHARED_OCCURRENCE_ID,
@@ -81,6 +82,7 @@ __all__ = [
     "EmergencyCommand",
     "EventKind",
     "EventRecord",
+    "FleetView",
     "InvalidFleetId",
     "InvalidOccurrenceId",
     "KindPolicy",
