@@ -9,7 +9,7 @@ caller's verifier.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from sqlalchemy import update
@@ -19,6 +19,7 @@ from persistence.engine import serialize_lifecycle
 from persistence.rows import wave_progress
 from persistence.tables import rollouts, tasks, waves
 from persistence.transactions import StoreBase
+from schemas import WaveRecord
 from schemas.policy import RolloutEdit
 
 Seen = TypeVar("Seen")
@@ -55,6 +56,18 @@ class DecidingStore(StoreBase):
         return await self._write(work)
 
 
+async def write_wave_progress(
+    conn: AsyncConnection, rollout_id: str, changed: Iterable[WaveRecord]
+) -> None:
+    for wave in changed:
+        await conn.execute(
+            update(waves)
+            .where(waves.c.rollout_id == rollout_id)
+            .where(waves.c.wave_index == wave.index)
+            .values(**wave_progress(wave))
+        )
+
+
 async def apply_rollout_edit(conn: AsyncConnection, edit: RolloutEdit, now: float) -> bool:
     """Write ``edit`` if the rollout is still where it was read; False (nothing written)
     if it moved meanwhile."""
@@ -74,13 +87,7 @@ async def apply_rollout_edit(conn: AsyncConnection, edit: RolloutEdit, now: floa
     )
     if result.rowcount != 1:
         return False
-    for wave in edit.waves:
-        await conn.execute(
-            update(waves)
-            .where(waves.c.rollout_id == edit.rollout_id)
-            .where(waves.c.wave_index == wave.index)
-            .values(**wave_progress(wave))
-        )
+    await write_wave_progress(conn, edit.rollout_id, edit.waves)
     if edit.task_status is not None:
         task = update(tasks).where(tasks.c.task_id == edit.task_id)
         if edit.task_only_if is not None:

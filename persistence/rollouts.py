@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.deciding import write_wave_progress
 from persistence.membership import latest_incarnations
 from persistence.queries import (
     load_rollouts,
@@ -14,7 +15,6 @@ from persistence.queries import (
     rollouts_of_interest,
     select_rollouts,
 )
-from persistence.rows import wave_progress
 from persistence.tables import rollouts, tasks, waves
 from persistence.transactions import StoreBase
 from schemas import (
@@ -253,13 +253,7 @@ class RolloutStore(StoreBase):
         self, conn: AsyncConnection, rollout_id: str, change: RolloutChange, now: float
     ) -> None:
         """The rest of a fenced step, once its rollout row matched: waves, task, events."""
-        for wave in change.waves:
-            await conn.execute(
-                update(waves)
-                .where(waves.c.rollout_id == rollout_id)
-                .where(waves.c.wave_index == wave.index)
-                .values(**wave_progress(wave))
-            )
+        await write_wave_progress(conn, rollout_id, change.waves)
         if change.fail_task:
             await conn.execute(
                 update(tasks)

@@ -50,23 +50,6 @@ def wave_from_row(row: Row[Any]) -> WaveRecord:
     )
 
 
-def wave_values(wave: WaveRecord) -> dict[str, Any]:
-    return {
-        "rollout_id": wave.rollout_id,
-        "wave_index": wave.index,
-        "wave_group": wave.group.value,
-        "members": list(wave.members),
-        "status": wave.status.value,
-        "soak": wave.soak,
-        "signalled_at": wave.signalled_at,
-        "next_check_at": wave.next_check_at,
-        "deadline": wave.deadline,
-        "finished_at": wave.finished_at,
-        "reached": list(wave.reached),
-        "failed": list(wave.failed),
-    }
-
-
 def wave_progress(wave: WaveRecord) -> dict[str, Any]:
     """The columns of a wave a step or an operator's action rewrites."""
     # Members are left out on purpose: late joiners append to them concurrently.
@@ -78,6 +61,17 @@ def wave_progress(wave: WaveRecord) -> dict[str, Any]:
         "finished_at": wave.finished_at,
         "reached": list(wave.reached),
         "failed": list(wave.failed),
+    }
+
+
+def wave_values(wave: WaveRecord) -> dict[str, Any]:
+    return {
+        "rollout_id": wave.rollout_id,
+        "wave_index": wave.index,
+        "wave_group": wave.group.value,
+        "members": list(wave.members),
+        "soak": wave.soak,
+        **wave_progress(wave),
     }
 
 
