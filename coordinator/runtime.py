@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
+from structlog.contextvars import bound_contextvars
 
 from coordinator.clock import Clock, SystemClock
 from coordinator.connectivity import Connectivity
@@ -110,13 +111,20 @@ class OccurrenceRuntime:
         self._last_note = ""
         self._outage: Degraded | None = None
         """The database outage this occurrence is serving through, if any."""
-        self._log: Any = get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
+        self._log: Any = get_logger("coordinator")
+        """Its lines carry ``occurrence_id`` and ``incarnation_id`` from the context that
+        ``run`` binds, as do the store's and every other line logged in its tasks."""
 
     # -- public surface -------------------------------------------------------------
 
     @property
     def occurrence_id(self) -> str:
         return self.settings.occurrence_id
+
+    @property
+    def incarnation_id(self) -> str | None:
+        """This run's incarnation (None until registered)."""
+        return self._me.incarnation_id if self._me is not None else None
 
     @property
     def state(self) -> OccurrenceState:
@@ -177,10 +185,17 @@ class OccurrenceRuntime:
         ``task_status.started()`` is signalled once registered; cancelling ``run`` or
         calling ``stop()`` leaves the fleet uncoordinated (for instance on SIGTERM).
         """
+        # The ids are bound in this task's context, which its loops copy: every line logged
+        # while it runs carries them, and none logged by the embedding program does.
+        with ExitStack() as ids:
+            ids.enter_context(bound_contextvars(occurrence_id=self.occurrence_id))
+            await self._live(ids, task_status)
+
+    async def _live(self, ids: ExitStack, task_status: TaskStatus[None]) -> None:
         try:
             # Bad trusted keys fail the start, before this occurrence joins anything.
             self._verifier = make_verifier(self.settings)
-            await self._register()
+            await self._register(ids)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._guarded, self._heartbeat_loop)
@@ -219,7 +234,7 @@ class OccurrenceRuntime:
         self._poke()
         return task
 
-    async def _register(self) -> None:
+    async def _register(self, ids: ExitStack) -> None:
         if self._store is None:
             self._store = await Store.open(
                 self.settings.database_url,
@@ -237,7 +252,7 @@ class OccurrenceRuntime:
                 protocol_version=PROTOCOL_VERSION,
             ),
         )
-        self._log = self._log.bind(incarnation_id=self._me.incarnation_id)
+        ids.enter_context(bound_contextvars(incarnation_id=self._me.incarnation_id))
         self._connectivity = Connectivity(self.clock, self.settings.heartbeat_interval)
         self._decider = Decider(
             self._store,
@@ -433,6 +448,7 @@ class OccurrenceRuntime:
             latency_ms=round(ack.latency * 1000, 1),
         )
         if departing:
+            self._log.info("occurrence_left", reason=LeaveReason.EMERGENCY_STOP.value)
             self._note_state(OccurrenceState.SHUTDOWN)
             await self._persist("release", self._driver.release_all)
             self._become(left(self._run))
@@ -633,13 +649,12 @@ class OccurrenceRuntime:
         await self.store.deregister(
             me, reason=run.audit_reason, run_state=AUDIT_RUN_STATE[run.reason]
         )
+        self._log.info("occurrence_left", reason=run.audit_reason)
 
     def _become(self, run: Run) -> None:
         """Move this run to ``run`` (a transition of ``run_state``) and wake its waiters."""
         previous, self._run = self._run, run
         if run == previous:
             return
-        if run.reason is not previous.reason:
-            self._log.info("occurrence_leaving", reason=run.audit_reason, status=run.status.value)
         self._changed.set()
         self._changed = anyio.Event()

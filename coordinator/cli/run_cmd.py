@@ -122,5 +122,11 @@ async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
     reason = runtime.run_state.reason
     assert reason is not None, "a run that returned has ended for a reason"
     code = EXIT_CODES[reason]
-    log.info("occurrence_exit", state=runtime.state.value, reason=reason.value, exit_code=code)
+    log.info(
+        "occurrence_exit",
+        incarnation_id=runtime.incarnation_id,
+        state=runtime.state.value,
+        reason=reason.value,
+        exit_code=code,
+    )
     return code

@@ -77,3 +77,17 @@ def test_configuring_twice_prints_each_line_once(capsys: pytest.CaptureFixture[s
 def test_library_loggers_live_under_coordinator() -> None:
     with pytest.raises(ValueError, match="under 'coordinator'"):
         get_logger("myagent")
+
+
+def test_ids_bound_in_the_context_lead_a_library_line_and_a_call_field_wins(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="coordinator")
+    with structlog.contextvars.bound_contextvars(occurrence_id="o-1", incarnation_id="i-1"):
+        get_logger("coordinator.store").info("database_retry", attempt=2)
+        get_logger().info("feed_listening", occurrence_id="o-2")
+    get_logger().info("after")
+    retry, feed, after = (record.getMessage() for record in caplog.records)
+    assert retry == "database_retry occurrence_id='o-1' incarnation_id='i-1' attempt=2"
+    assert feed == "feed_listening occurrence_id='o-2' incarnation_id='i-1'"
+    assert after == "after"
