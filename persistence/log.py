@@ -44,16 +44,25 @@ def _to_log_record(_logger: Any, _method: str, event_dict: dict[str, Any]) -> An
     }
 
 
+LEADING_FIELDS = ("occurrence_id", "incarnation_id")
+"""Context fields that open a line, in this order (the rest follow by name): a
+``contextvars`` context keeps no order of its own."""
+
+
+def _context_order(key: str) -> tuple[int, str]:
+    return (LEADING_FIELDS.index(key), "") if key in LEADING_FIELDS else (len(LEADING_FIELDS), key)
+
+
 def _context_first(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """``structlog.contextvars.merge_contextvars``, but the context's fields (a run's
     ``occurrence_id`` and ``incarnation_id``) lead, as fields bound to the logger would:
-    a line reads ``occurrence_registered occurrence_id='o-1' ... pid=12``. A field given
-    to the call itself still wins."""
+    a line reads ``occurrence_registered occurrence_id='o-1' incarnation_id=... pid=12``.
+    A field given to the call itself still wins."""
     context = structlog.contextvars.get_contextvars()
     if not context:
         return event_dict
     merged = {key: value for key, value in event_dict.items() if key == "event"}
-    merged.update(context)
+    merged.update((key, context[key]) for key in sorted(context, key=_context_order))
     merged.update(event_dict)
     return merged
 
