@@ -12,8 +12,8 @@ import uvicorn
 
 from coordinator.api.app import OPENAPI_PATH, create_app
 from coordinator.api.context import context_of
+from coordinator.heartbeat_loop import CLOCK_REALIGN_INTERVAL
 from coordinator.logs import get_logger
-from coordinator.runtime import CLOCK_REALIGN_INTERVAL
 from persistence import Store
 from schemas import Settings
 

@@ -1,0 +1,110 @@
+"""The emergency loop: look for emergency commands when one was written (NOTIFY on
+PostgreSQL, a wake file on SQLite) and at least every poll interval of the injected
+clock, and answer each once. Separate from the poll loop so a slow poll or a busy action
+never delays a stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from coordinator.emergency import judge
+from coordinator.hooks import LifecycleHooks, WaveContext
+from coordinator.member import Member
+from coordinator.nap import Nap
+from coordinator.run_state import LeaveReason, depart, left, may_depart
+from persistence import Change
+from persistence.emergency import Verifier
+from schemas import AckVerdict, CommandRecord, CommandStatus, DatabaseUnavailable, OccurrenceState
+
+
+class EmergencyLoop:
+    def __init__(
+        self,
+        member: Member,
+        hooks: LifecycleHooks,
+        verifier: Verifier,
+        fleet_changed: Callable[[], None],
+    ) -> None:
+        self._member = member
+        self._hooks = hooks
+        self._verifier = verifier
+        self._fleet_changed = fleet_changed
+        self._wake = Nap(member.clock)
+        self._changes: frozenset[Change] = frozenset()
+        """What the change feed reported and this loop has not dispatched yet."""
+
+    def on_change(self, changes: frozenset[Change]) -> None:
+        """A process committed ``changes`` (NOTIFY, or SQLite's wake files).
+
+        This loop dispatches them: the emergency check first, if a command changed, then
+        a poll if the fleet did. So a stop is never queued behind a poll, and an
+        occurrence busy stopping polls nothing: during a fleet-wide stop each
+        acknowledgement is a fleet change, and were every occurrence to read the fleet
+        view on each of them, that CPU would delay the stops themselves.
+        """
+        self._changes |= changes
+        self._wake.poke()
+
+    async def run(self) -> None:
+        member = self._member
+        clock, poll_interval = member.clock, member.settings.poll_interval
+        answered: set[str] = set()
+        check_at = clock.now()
+        while not member.winding_down:
+            changes, self._changes = self._changes, frozenset()
+            if Change.EMERGENCY in changes or clock.now() >= check_at:
+                check_at = clock.now() + poll_interval
+                try:
+                    found = await member.store.emergency_commands_since(member.me.started_at)
+                    for record, replayed in found:
+                        if record.command_id not in answered:
+                            await self._answer(record, replayed)
+                            answered.add(record.command_id)
+                            if member.winding_down:
+                                return
+                except DatabaseUnavailable as exc:
+                    member.log.warning("emergency_check_failed", error=str(exc))
+            if Change.FLEET in changes:
+                self._fleet_changed()
+            await self._wake.nap(check_at - clock.now())
+
+    async def _answer(self, record: CommandRecord, replayed: bool) -> None:
+        member, verifier, log = self._member, self._verifier, self._member.log
+        store, me, tracker = member.store, member.me, member.tracker
+        if record.status is CommandStatus.PENDING:  # the first to see it records the verdict
+            record = await store.settle_emergency(record.command_id, verifier)
+        judgement = judge(record, member.occurrence_id, verifier, replayed=replayed)
+        if not judgement.answer:
+            return
+        if not judgement.stop:
+            log.warning("emergency_refused", command_id=record.command_id, detail=judgement.detail)
+            await store.acknowledge_emergency(record, me, AckVerdict.REFUSED, judgement.detail)
+            return
+        log.warning("emergency_stop", command_id=record.command_id, reason=judgement.reason)
+        context = WaveContext(member.occurrence_id, None, None, judgement.reason)
+        try:
+            await self._hooks.on_emergency_stop(context)
+        except Exception as exc:  # the stop goes on: the operator's brake beats the hook
+            log.error("on_emergency_stop_failed", error=repr(exc))
+        # The acknowledgement, the state shutdown and the leave are one write (no leave if
+        # the run is already closing: its own leave is written on the way out).
+        departing = may_depart(tracker.run, LeaveReason.EMERGENCY_STOP)
+        if departing:
+            tracker.become(depart(tracker.run, LeaveReason.EMERGENCY_STOP, command=record))
+        leave = LeaveReason.EMERGENCY_STOP.value if departing else None
+        ack = await member.persist(
+            "emergency acknowledgement",
+            lambda: store.acknowledge_emergency(
+                record, me, AckVerdict.STOPPED, judgement.detail, leave=leave
+            ),
+        )
+        log.warning(
+            "emergency_acknowledged",
+            command_id=record.command_id,
+            latency_ms=round(ack.latency * 1000, 1),
+        )
+        if departing:
+            log.info("occurrence_left", reason=LeaveReason.EMERGENCY_STOP.value)
+            member.note_state(OccurrenceState.SHUTDOWN)
+            await member.persist("release", member.driver.release_all)
+            tracker.become(left(tracker.run))

@@ -1,0 +1,103 @@
+"""The poll loop: every ``poll_interval`` of the injected clock (or at once when poked),
+read one snapshot of the fleet, advance any rollout this occurrence drives, then take
+the member's next action. Actions (user code, maybe slow) run beside the loop, one at a
+time, never inside it, so driving goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from coordinator.member import Member
+from coordinator.member_actions import MemberActions
+from coordinator.member_policy import Act, next_action
+from coordinator.nap import Nap
+from coordinator.outage import OutageWatch
+from persistence import FleetView
+from schemas import DatabaseUnavailable
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+"""Start a task beside the loops, guarded as they are (a crash ends the run)."""
+
+
+class PollLoop:
+    def __init__(
+        self,
+        member: Member,
+        actions: MemberActions,
+        outage: OutageWatch,
+        nap: Nap,
+        spawn: Spawn,
+    ) -> None:
+        self._member = member
+        self._actions = actions
+        self._outage = outage
+        self._nap = nap
+        self._spawn = spawn
+        self._acting = False
+        """An action runs beside the loop: the next is taken once it is done."""
+        self._last_note = ""
+
+    async def run(self) -> None:
+        member = self._member
+        while not member.winding_down:
+            try:
+                view = await member.store.fleet_view(member.settings.decision_window)
+                await self._outage.answered()
+                await self._tick(view)
+            except DatabaseUnavailable as exc:
+                # Keep serving in the current state; decide nothing until it answers.
+                self._outage.failed()
+                member.log.warning("database_unavailable", error=str(exc))
+            await self._nap.nap(member.settings.poll_interval)
+
+    async def _tick(self, view: FleetView) -> None:
+        member, actions = self._member, self._actions
+        store, settings, me = member.store, member.settings, member.occurrence_id
+        await member.driver.drive(view, member.phase)
+        if self._acting or member.winding_down:
+            return
+        action = next_action(view, member.me, member.phase, driving=member.driver.holding)
+        if action.act is Act.WAIT:
+            if action.why != self._last_note:
+                self._last_note = action.why
+                member.log.info("waiting", why=action.why, state=member.phase.value)
+        elif action.act is Act.OPEN_WAKEUP:
+            if await store.open_wakeup_task(me, settings.decision_window):
+                self._nap.poke()
+        elif action.act is Act.CLAIM:
+            assert action.task is not None
+            claim = await store.claim_task(action.task.task_id, me, settings.lease_ttl)
+            if claim is not None:
+                self._act(actions.decide, claim)
+        elif action.act is Act.JOIN_LAST_WAVE:
+            assert action.rollout is not None
+            wave = await store.join_last_wave(action.rollout.rollout_id, me)
+            if wave is not None:
+                member.log.info(
+                    "occurrence_joined",
+                    rollout_id=wave.rollout_id,
+                    wave=wave.group.value,
+                    late=True,
+                )
+            self._nap.poke()
+        elif action.act is Act.ENTER_WORK:
+            assert action.rollout is not None
+            self._act(actions.enter_work, action.rollout, action.wave)
+        elif action.act is Act.LEAVE:
+            assert action.rollout is not None and action.wave is not None
+            self._act(actions.leave, action.rollout, action.wave)
+        elif action.act is Act.STOP_REJECTED:
+            await actions.stop_after_rejected_wakeup(action)
+
+    def _act(self, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self._acting = True
+
+        async def run() -> None:
+            try:
+                await work(*args)
+            finally:
+                self._acting = False
+                self._nap.poke()
+
+        self._spawn(run)
