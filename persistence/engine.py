@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.backends import WRITE_OPTION, backend_for, backend_named
 from persistence.retry import SCHEMA, retrying
-from persistence.tables import metadata
+from persistence.schema_version import record_version, refuse_newer
+from persistence.tables import metadata, schema_version
 from persistence.transient import is_transient
 
 
@@ -51,16 +52,21 @@ async def create_schema(engine: AsyncEngine) -> None:
                 async with conn.begin():
                     # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: one at a time.
                     await serialize_lifecycle(conn)
+                    # Before creating anything: a newer schema may have dropped a table.
+                    await conn.run_sync(refuse_newer)
                     await conn.run_sync(metadata.create_all, checkfirst=True)
                     await conn.run_sync(_add_columns_added_since_0_1)
+                    await conn.run_sync(record_version)
 
 
 async def missing_tables(engine: AsyncEngine) -> list[str]:
     """The tables of the schema the database lacks (a read-only store cannot create
-    them, so it says which are missing instead)."""
+    them, so it says which are missing instead). The version table is not required: a
+    database made before it existed is a coordinator database all the same."""
     async with engine.connect() as conn:
         present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-    return [table.name for table in metadata.sorted_tables if table.name not in present]
+    required = (table.name for table in metadata.sorted_tables if table is not schema_version)
+    return [name for name in required if name not in present]
 
 
 async def settle_failed_connections(
