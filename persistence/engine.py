@@ -9,19 +9,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import anyio
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.backends import WRITE_OPTION, backend_for, backend_named
-from persistence.tables import metadata
+from persistence.retry import SCHEMA, retrying
+from persistence.schema_version import record_version, refuse_newer
+from persistence.tables import metadata, schema_version
 from persistence.transient import is_transient
-
-_SCHEMA_ATTEMPTS = 50
-_SCHEMA_RETRY_PAUSE = 0.02  # seconds, growing by as much per attempt up to the maximum
-_SCHEMA_RETRY_MAX_PAUSE = 0.5  # seconds
 
 
 def create_engine(database_url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -47,30 +43,30 @@ def _add_columns_added_since_0_1(conn: Connection) -> None:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables; safe to call from many processes at once."""
-    for attempt in range(_SCHEMA_ATTEMPTS):
-        try:
+    """Create missing tables; safe to call from many processes at once. A busy file, a
+    full server or disk heals, so a starting occurrence waits (``retry.SCHEMA``)."""
+    async for attempt in retrying(SCHEMA, is_transient):
+        with attempt:
             async with engine.connect() as conn:
                 conn = await conn.execution_options(**{WRITE_OPTION: True})
                 async with conn.begin():
                     # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: one at a time.
                     await serialize_lifecycle(conn)
+                    # Before creating anything: a newer schema may have dropped a table.
+                    await conn.run_sync(refuse_newer)
                     await conn.run_sync(metadata.create_all, checkfirst=True)
                     await conn.run_sync(_add_columns_added_since_0_1)
-            return
-        except DBAPIError as exc:
-            # A busy file, a full server or disk: heals, so a starting occurrence waits.
-            if not is_transient(exc) or attempt == _SCHEMA_ATTEMPTS - 1:
-                raise
-            await anyio.sleep(min(_SCHEMA_RETRY_PAUSE * (attempt + 1), _SCHEMA_RETRY_MAX_PAUSE))
+                    await conn.run_sync(record_version)
 
 
 async def missing_tables(engine: AsyncEngine) -> list[str]:
     """The tables of the schema the database lacks (a read-only store cannot create
-    them, so it says which are missing instead)."""
+    them, so it says which are missing instead). The version table is not required: a
+    database made before it existed is a coordinator database all the same."""
     async with engine.connect() as conn:
         present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-    return [table.name for table in metadata.sorted_tables if table.name not in present]
+    required = (table.name for table in metadata.sorted_tables if table is not schema_version)
+    return [name for name in required if name not in present]
 
 
 async def settle_failed_connections(

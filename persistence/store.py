@@ -18,6 +18,7 @@ from persistence.engine import (
 from persistence.membership import MembershipStore
 from persistence.rollout_control import RolloutControlStore
 from persistence.rollouts import RolloutStore
+from persistence.schema_version import refuse_newer_schema
 from persistence.shared_tasks import SharedTaskStore
 from persistence.transactions import Clock, describe_error
 from schemas import DatabaseUnavailable
@@ -49,27 +50,31 @@ class Store(
         written: it needs only read access to the database (on SQLite, to its file: no
         journal switch, no file beside it); every write raises the driver's error.
 
-        Raises ``DatabaseUnavailable`` (naming the URL, password hidden) if the database
-        cannot be opened: an error of its driver, or of the network (asyncpg raises a
-        refused connection or an unknown host as a bare ``OSError``).
+        Raises ``NewerSchema`` (a ``DatabaseUnavailable``) for a database written by a
+        newer coordinator, before changing anything; ``DatabaseUnavailable`` (naming
+        the URL, password hidden) if the database cannot be opened: an error of its
+        driver, or of the network (asyncpg raises a refused connection or an unknown
+        host as a bare ``OSError``).
         """
         threads_before = set(threading.enumerate())
         engine = create_engine(database_url, read_only=read_only)
         store = cls(engine, clock)
         try:
             if not read_only:
-                await create_schema(engine)
-            elif missing := await missing_tables(engine):
-                raise DatabaseUnavailable(
-                    f"{hide_password(database_url)} is not a coordinator database "
-                    f"(no table {', '.join(missing)})"
-                )
+                await create_schema(engine)  # refuses a newer schema first
+            else:
+                await refuse_newer_schema(engine)
+                if missing := await missing_tables(engine):
+                    raise DatabaseUnavailable(
+                        f"{hide_password(database_url)} is not a coordinator database "
+                        f"(no table {', '.join(missing)})"
+                    )
             if server_time:
                 await store.align_clock_with_server()
         except (DBAPIError, OSError) as exc:
             await engine.dispose()
             await settle_failed_connections(database_url, threads_before)
-            if isinstance(exc, DatabaseUnavailable):  # the clock's read ran out of retries
+            if isinstance(exc, DatabaseUnavailable):  # a newer schema, or retries ran out
                 raise
             raise DatabaseUnavailable(
                 f"cannot open the database {hide_password(database_url)}: {describe_error(exc)}"

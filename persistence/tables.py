@@ -33,6 +33,11 @@ from schemas import SHARED_OCCURRENCE_ID
 SCHEMA_VERSION = 1
 """``schema_v`` written on every shared task; bumped on incompatible changes."""
 
+DATABASE_SCHEMA_VERSION = 1
+"""The version of the tables below, recorded in ``coordinator_schema`` (see
+``persistence.schema_version``): bump it with every change an older coordinator could
+not read correctly."""
+
 
 class UnixTime(TypeDecorator[float]):
     """Unix seconds (float) in Python; TIMESTAMP WITH TIME ZONE (naive UTC on SQLite) in SQL."""
@@ -199,3 +204,11 @@ emergency_acks = Table(
     Column("acked_at", UnixTime, nullable=False),
     Column("latency", Float, nullable=False),
 )
+
+schema_version = Table(
+    "coordinator_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: the table holds one row
+    Column("version", Integer, nullable=False),
+)
+"""Which version of the schema the newest coordinator that wrote the database had."""

@@ -13,19 +13,17 @@ import anyio
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import Future, RetryCallState, RetryError
 
 from persistence.backends import WRITE_OPTION, backend_named
 from persistence.changes import ALL_CHANGES, Change
 from persistence.log import get_logger
+from persistence.retry import TRANSACTION, retrying
 from persistence.tables import events
 from persistence.transient import is_transient
 from schemas import DatabaseUnavailable, NewEvent
 
 T = TypeVar("T")
-
-RETRY_ATTEMPTS = 8
-RETRY_BASE_DELAY = 0.05  # seconds, doubled per attempt
-RETRY_MAX_DELAY = 1.0  # seconds
 
 log = get_logger("coordinator.store")
 
@@ -136,42 +134,51 @@ class StoreBase:
     async def _transaction(
         self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool
     ) -> T:
-        delay = RETRY_BASE_DELAY
         deadline = self._backend.transaction_deadline
-        for attempt in range(1, RETRY_ATTEMPTS + 1):
-            try:
-                # Shielded: a cancelled caller must not leave a claim half-written. The
-                # deadline inside the shield still ends a transaction the network lost.
-                with anyio.CancelScope(shield=True), anyio.fail_after(deadline):
-                    async with self._gate(write), self.engine.connect() as conn:
-                        if write:
-                            conn = await conn.execution_options(**{WRITE_OPTION: True})
-                        conn.info.pop(_APPENDED, None)
-                        async with conn.begin():
-                            result = await work(conn)
-                        changed = conn.info.pop(_APPENDED, frozenset())
-                if changed:
-                    self.touch_wake_files(changed)
-                if self.degraded is not None and (write or not self.degraded.writes):
-                    self._recovered()
-                return result
-            except (DBAPIError, OSError) as exc:
-                # A bare OSError is the network itself: asyncpg raises a refused or reset
-                # connection, and our deadline's TimeoutError, unwrapped.
-                if isinstance(exc, DBAPIError) and not is_transient(exc):
-                    raise
-                error = describe_error(exc, deadline=deadline)
-                if attempt == RETRY_ATTEMPTS:
-                    self._degrade(error, write)
-                    raise DatabaseUnavailable(
-                        f"database still failing after {attempt} attempts: {error}"
-                    ) from exc
-                # Once degraded, say so once, not at every attempt of every poll.
-                retry_log = log.debug if self.degraded is not None else log.warning
-                retry_log("database_retry", attempt=attempt, delay=delay, error=error)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_DELAY)
-        raise AssertionError("unreachable")
+
+        def log_retry(state: RetryCallState) -> None:
+            error = describe_error(_failure_of(state), deadline=deadline)
+            # Once degraded, say so once, not at every attempt of every poll.
+            retry_log = log.debug if self.degraded is not None else log.warning
+            retry_log(
+                "database_retry",
+                attempt=state.attempt_number,
+                delay=state.upcoming_sleep,
+                error=error,
+            )
+
+        policy = retrying(TRANSACTION, _retryable, before_sleep=log_retry, reraise=False)
+        try:
+            result: T = await policy(self._attempt, work, write, deadline)
+        except RetryError as failed:
+            exc = _failure_of(failed.last_attempt)
+            error = describe_error(exc, deadline=deadline)
+            self._degrade(error, write)
+            raise DatabaseUnavailable(
+                f"database still failing after {failed.last_attempt.attempt_number} "
+                f"attempts: {error}"
+            ) from exc
+        if self.degraded is not None and (write or not self.degraded.writes):
+            self._recovered()
+        return result
+
+    async def _attempt(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], write: bool, deadline: float
+    ) -> T:
+        """One try of a transaction, then the wake files of what it changed."""
+        # Shielded: a cancelled caller must not leave a claim half-written. The deadline
+        # inside the shield still ends a transaction the network lost.
+        with anyio.CancelScope(shield=True), anyio.fail_after(deadline):
+            async with self._gate(write), self.engine.connect() as conn:
+                if write:
+                    conn = await conn.execution_options(**{WRITE_OPTION: True})
+                conn.info.pop(_APPENDED, None)
+                async with conn.begin():
+                    result = await work(conn)
+                changed = conn.info.pop(_APPENDED, frozenset())
+        if changed:
+            self.touch_wake_files(changed)
+        return result
 
     def _degrade(self, error: str, write: bool) -> None:
         if self.degraded is None:
@@ -217,3 +224,18 @@ class StoreBase:
             conn.info[_APPENDED] = already | changes  # wake SQLite pollers at commit
             if not changes <= already:  # say it once per transaction
                 await self._backend.announce(conn, changes)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A transaction is retried on a transient database error, or on the network itself:
+    asyncpg raises a refused or reset connection, and our deadline's ``TimeoutError``,
+    as a bare ``OSError``."""
+    return isinstance(exc, OSError) or is_transient(exc)
+
+
+def _failure_of(attempt: RetryCallState | Future) -> DBAPIError | OSError:
+    """The error a failed attempt raised (only those two are retried)."""
+    outcome = attempt.outcome if isinstance(attempt, RetryCallState) else attempt
+    exc = outcome.exception() if outcome is not None else None
+    assert isinstance(exc, DBAPIError | OSError), exc
+    return exc

@@ -8,15 +8,19 @@ so a notification lost while the listener reconnects delays, never corrupts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anyio
 import asyncpg
+from tenacity import RetryCallState
 
 from persistence.changes import ALL_CHANGES, OnChange, changes_of
 from persistence.log import get_logger
+from persistence.retry import RECONNECT, retrying
 
 NOTIFY_CHANNEL = "coordinator"
-RECONNECT_DELAY = 1.0  # seconds, doubled per failure up to the maximum
-RECONNECT_MAX_DELAY = 10.0
+CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What a lost or refused listening connection raises."""
 LIVENESS_CHECK = 2.0  # seconds between checks that the listening connection is alive
 ANSWER_TIMEOUT = 5.0  # seconds; a partitioned link never errors, it only stays silent
 
@@ -29,36 +33,61 @@ class NotifyListener:
         self.listening = False
 
     async def run(self, on_change: OnChange, listener: str) -> None:
-        """Reconnect on loss, forever: a lost connection degrades to polling meanwhile."""
+        """Listen until cancelled; after a lost connection, poll meanwhile and reconnect
+        (``retry.RECONNECT``: the first wait after a loss is one delay, and doubles)."""
         feed_log = log.bind(occurrence_id=listener)
-        delay = RECONNECT_DELAY
+
+        def log_failure(state: RetryCallState) -> None:
+            feed_log.warning(
+                "notify_degraded_to_polling",
+                error=repr(state.outcome.exception() if state.outcome else None),
+                retry_in=round(state.upcoming_sleep, 1),
+            )
+
+        lost_before = False
         while True:
-            conn: asyncpg.Connection | None = None
+            # A lost connection counts as the first failure: the waits then go on from
+            # the second (two delays), as if the loss had been a failed connect.
+            policy = (
+                replace(RECONNECT, first_delay=RECONNECT.first_delay * 2)
+                if lost_before
+                else RECONNECT
+            )
+            conn: asyncpg.Connection = await retrying(
+                policy, _is_connection_error, before_sleep=log_failure
+            )(self._connect, on_change)
             try:
-                conn = await asyncpg.connect(
-                    self._dsn, timeout=ANSWER_TIMEOUT, command_timeout=ANSWER_TIMEOUT
-                )
-                await conn.add_listener(
-                    NOTIFY_CHANNEL,
-                    lambda _conn, _pid, _channel, payload: on_change(changes_of(payload)),
-                )
                 self.listening = True
                 feed_log.info("notify_listening", channel=NOTIFY_CHANNEL)
-                delay = RECONNECT_DELAY
                 on_change(ALL_CHANGES)  # anything committed while we were not listening
                 while not conn.is_closed():
                     await anyio.sleep(LIVENESS_CHECK)
                     await conn.execute("SELECT 1", timeout=ANSWER_TIMEOUT)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except CONNECTION_ERRORS as exc:
                 feed_log.warning(
-                    "notify_degraded_to_polling", error=repr(exc), retry_in=round(delay, 1)
+                    "notify_degraded_to_polling",
+                    error=repr(exc),
+                    retry_in=round(RECONNECT.first_delay, 1),
                 )
             finally:
                 self.listening = False
-                if conn is not None:
-                    await _close(conn)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+                await _close(conn)
+            await anyio.sleep(RECONNECT.first_delay)
+            lost_before = True
+
+    async def _connect(self, on_change: OnChange) -> asyncpg.Connection:
+        conn = await asyncpg.connect(
+            self._dsn, timeout=ANSWER_TIMEOUT, command_timeout=ANSWER_TIMEOUT
+        )
+        try:
+            await conn.add_listener(
+                NOTIFY_CHANNEL,
+                lambda _conn, _pid, _channel, payload: on_change(changes_of(payload)),
+            )
+        except BaseException:
+            await _close(conn)
+            raise
+        return conn
 
 
 async def _close(conn: asyncpg.Connection) -> None:
@@ -69,5 +98,9 @@ async def _close(conn: asyncpg.Connection) -> None:
     with anyio.CancelScope(shield=True):
         try:
             await conn.close(timeout=2)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except CONNECTION_ERRORS:
             conn.terminate()
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, CONNECTION_ERRORS)

@@ -33,11 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from persistence.backends.base import WRITE_OPTION, sqlstate_of
 from persistence.changes import Change, OnChange
+from persistence.retry import WAL_SWITCH, retrying_in_greenlet
 from persistence.write_gate import WriteGate, gate_file_of
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
-WAL_ATTEMPTS = 50
-WAL_RETRY_PAUSE = 0.02  # seconds
 WAKE_SUFFIX = "-wake"
 WAKE_CHECK = 0.05  # seconds between stat() calls of the wake files
 URL_PREFIX = "sqlite+aiosqlite:///"
@@ -106,15 +105,16 @@ def _tune(engine: AsyncEngine, *, read_only: bool) -> None:
 
 def _enable_wal(cursor: Any) -> None:
     # Switching a fresh file to WAL needs a moment of exclusive access; racing processes
-    # may see "database is locked" even with a busy timeout, so retry briefly.
-    for attempt in range(WAL_ATTEMPTS):
-        try:
+    # may see "database is locked" even with a busy timeout, so retry briefly. This runs
+    # in a connect event, inside SQLAlchemy's async adaptation: the retry's waits suspend
+    # the connecting task, never the event loop's thread.
+    for attempt in retrying_in_greenlet(WAL_SWITCH, _locked):
+        with attempt:
             cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except Exception as exc:
-            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
-                raise
-            time.sleep(WAL_RETRY_PAUSE)
+
+
+def _locked(exc: BaseException) -> bool:
+    return "locked" in str(exc)
 
 
 class WakeFileWatch:
