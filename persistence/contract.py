@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.changes import Change
 from persistence.emergency import Verifier
-from persistence.rollouts import FleetView
 from persistence.transactions import Clock, Degraded
 from schemas import (
     AckVerdict,
@@ -29,6 +28,7 @@ from schemas import (
     Decision,
     EmergencyAck,
     EventRecord,
+    FleetView,
     LifecycleKind,
     NewEvent,
     OccurrenceRecord,
