@@ -12,14 +12,13 @@ from coordinator.clock import Clock
 from coordinator.connectivity import Connectivity
 from coordinator.engine import DecisionEngine, DecisionRequest
 from coordinator.planning import build_plan, discovery_done, judge_members
-from coordinator.prompts import render_shutdown_message, render_wakeup_message
+from coordinator.prompts import render_message
 from persistence import Store
 from schemas import (
     Claim,
     DatabaseUnavailable,
     Decision,
     EventKind,
-    LifecycleKind,
     NewEvent,
     RolloutPlan,
     RolloutRecord,
@@ -27,6 +26,7 @@ from schemas import (
     StaleFencingToken,
     Verdict,
 )
+from schemas.kinds import kind_policy
 
 
 class Decider:
@@ -100,21 +100,23 @@ class Decider:
         return rollout
 
     def _drives(self, plan: RolloutPlan) -> bool:
-        # A wakeup's decider drives it; a shutdown's only if it leaves in the last wave.
-        if plan.kind is LifecycleKind.WAKEUP:
+        # A decider drives the rollout it decided, unless it leaves with it: then only if
+        # it leaves in the last wave (a shutdown's driver leaves after the others).
+        if not kind_policy(plan.kind).driver_leaves_last:
             return True
         last = max((i for i, w in enumerate(plan.waves) if w.members), default=0)
         mine = next(i for i, w in enumerate(plan.waves) if self._me in w.members)
         return mine >= last
 
     def _message(self, plan: RolloutPlan, reason: str | None) -> str:
-        if plan.kind is LifecycleKind.WAKEUP:
-            return render_wakeup_message(plan, agent_name=self._agent_name, occurrence_id=self._me)
-        return render_shutdown_message(plan, occurrence_id=self._me, reason=reason or "")
+        return render_message(
+            plan, agent_name=self._agent_name, occurrence_id=self._me, reason=reason or ""
+        )
 
     async def _plan(self, claim: Claim) -> RolloutPlan:
         settings = self._settings
         kind = claim.task.kind
+        waits_for_discovery = kind_policy(kind).waits_for_discovery
         # Discovery is timed from the task's creation, not from this claim: a takeover
         # (the previous decider died or was starved) must not restart the wait, or a loaded
         # fleet claims a wakeup again and again and never decides. Both times are the
@@ -143,14 +145,14 @@ class Decider:
                 await self._clock.sleep(settings.poll_interval)
                 continue
             # A shutdown concerns the occurrences serving now: no one to wait for.
-            if kind is LifecycleKind.SHUTDOWN or discovery_done(
+            if not waits_for_discovery or discovery_done(
                 len(live), settings.agent_occurrence_count, now - started, settings.discovery_grace
             ):
                 break
             await self._clock.sleep(settings.poll_interval)
         plan = build_plan(kind, self._me, live, settings, request_reason=claim.task.reason)
         expected = settings.agent_occurrence_count
-        if kind is LifecycleKind.WAKEUP and expected is not None and plan.total_members < expected:
+        if waits_for_discovery and expected is not None and plan.total_members < expected:
             shortfall = NewEvent(
                 kind=EventKind.DISCOVERY_SHORTFALL,
                 occurrence_id=self._me,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from schemas import CanaryGroup, RolloutPlan
+from schemas.kinds import kind_policy
 
 
 def _count(n: int) -> str:
@@ -83,3 +84,13 @@ Reason for shutdown request: {reason}
 Do you accept this shutdown plan?
 [ACCEPT] - Initiate canary shutdown rollout
 [REJECT] - Refuse shutdown for all occurrences, provide reasoning"""
+
+
+def render_message(plan: RolloutPlan, *, agent_name: str, occurrence_id: str, reason: str) -> str:
+    """The FSD's message for ``plan``'s kind, named by its ``prompt`` in ``schemas.kinds``."""
+    prompt = kind_policy(plan.kind).prompt
+    if prompt == "wakeup":
+        return render_wakeup_message(plan, agent_name=agent_name, occurrence_id=occurrence_id)
+    if prompt == "shutdown":
+        return render_shutdown_message(plan, occurrence_id=occurrence_id, reason=reason)
+    raise ValueError(f"no message for the prompt {prompt!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coordinator.planning import build_plan, discovery_done
-from coordinator.prompts import render_shutdown_message, render_wakeup_message
+from coordinator.prompts import render_message, render_shutdown_message, render_wakeup_message
 from schemas import WAVE_ORDER, CanaryGroup, LifecycleKind, RolloutPlan, Settings, load_settings
 
 EXPLORER, EARLY, GENERAL = CanaryGroup.EXPLORER, CanaryGroup.EARLY_ADOPTER, CanaryGroup.GENERAL
@@ -189,3 +189,16 @@ def test_shutdown_message_carries_the_plan_and_the_reason(fleet_settings: Settin
         "maintenance window at 02:00"
     )
     assert "[ACCEPT]" in message and "[REJECT]" in message
+
+
+@pytest.mark.parametrize("kind", list(LifecycleKind))
+def test_every_kind_has_its_message(kind: LifecycleKind, fleet_settings: Settings) -> None:
+    """The decider asks for the message of the kind's prompt: each kind has one, and it is
+    the FSD's message of that kind."""
+    plan = build_plan(kind, "occ-1", NINE, fleet_settings)
+    message = render_message(plan, agent_name="Aria", occurrence_id="occ-1", reason="r")
+    expected = {
+        LifecycleKind.WAKEUP: render_wakeup_message(plan, agent_name="Aria", occurrence_id="occ-1"),
+        LifecycleKind.SHUTDOWN: render_shutdown_message(plan, occurrence_id="occ-1", reason="r"),
+    }[kind]
+    assert message == expected
