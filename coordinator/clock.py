@@ -67,3 +67,9 @@ class FakeClock:
         until = self._now + seconds
         while self._now < until:
             await self._changed.wait()
+
+
+def seconds_per_wall_second(clock: Clock) -> float:
+    """How many of ``clock``'s seconds pass in one wall-clock second: the scale of a
+    ``ScaledClock``, 1 for any other (a fake clock moves only when told, at no cost)."""
+    return clock.scale if isinstance(clock, ScaledClock) else 1.0
