@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -26,7 +26,14 @@ from schemas import (
     StaleFencingToken,
     Verdict,
 )
+from schemas.fleet import FleetView
 from schemas.kinds import kind_policy
+
+
+class NextView(Protocol):
+    """The next fleet view read after the call (the poll loop's, see ``FleetViews.next``)."""
+
+    def __call__(self, *, at_once: bool = False) -> Awaitable[FleetView]: ...
 
 
 class Decider:
@@ -39,6 +46,7 @@ class Decider:
         log: Any,
         *,
         connectivity: Connectivity,
+        next_view: NextView,
         agent_name: str = "agent",
     ) -> None:
         self._store = store
@@ -49,6 +57,7 @@ class Decider:
         self._agent_name = agent_name
         self._me = settings.occurrence_id
         self._connectivity = connectivity
+        self._next_view = next_view
 
     async def decide(self, claim: Claim) -> RolloutRecord | None:
         """Decide ``claim``'s task for every occurrence and start its rollout.
@@ -123,16 +132,22 @@ class Decider:
         # store's clock (the server's, on PostgreSQL).
         started = claim.task.created_at
         waited_for: set[str] = set()
+        first = True
         while True:
-            members = await self._store.members()
-            now = self._store.now()
+            # One snapshot per poll, the same the poll loop and the driver read; the
+            # first at once, so a claim is planned without waiting a poll interval.
+            view = await self._next_view(at_once=first)
+            first = False
+            now = view.now
             judged = judge_members(
-                members,
+                view.members,
                 decider=self._me,
                 now=now,
                 member_ttl=settings.member_ttl,
                 # The view began in this runtime's clock; heartbeats carry the store's.
-                view_began=now - self._connectivity.view_age(),
+                # Measured from the store's present, not the snapshot's (a little older):
+                # a later start trusts fewer heartbeats, never more.
+                view_began=self._store.now() - self._connectivity.view_age(),
                 trust_staleness=self._connectivity.unbroken_for() >= settings.member_ttl,
             )
             live = list(judged.alive)
@@ -142,14 +157,12 @@ class Decider:
                 if set(judged.unsure) - waited_for:
                     waited_for |= set(judged.unsure)
                     self._log.warning("decision_waits_for_members", members=sorted(judged.unsure))
-                await self._clock.sleep(settings.poll_interval)
                 continue
             # A shutdown concerns the occurrences serving now: no one to wait for.
             if not waits_for_discovery or discovery_done(
                 len(live), settings.agent_occurrence_count, now - started, settings.discovery_grace
             ):
                 break
-            await self._clock.sleep(settings.poll_interval)
         plan = build_plan(kind, self._me, live, settings, request_reason=claim.task.reason)
         expected = settings.agent_occurrence_count
         if waits_for_discovery and expected is not None and plan.total_members < expected:

@@ -1,13 +1,14 @@
 """The poll loop: every ``poll_interval`` of the injected clock (or at once when poked),
-read one snapshot of the fleet, advance any rollout this occurrence drives, then take
-the member's next action. Actions (user code, maybe slow) run beside the loop, one at a
-time, never inside it, so driving goes on."""
+read one snapshot of the fleet (shared with the decider), advance any rollout this
+occurrence drives, then take the member's next action. Actions (user code, maybe slow)
+run beside the loop, one at a time, never inside it, so driving goes on."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from coordinator.fleet_views import FleetViews
 from coordinator.member import Member
 from coordinator.member_actions import MemberActions
 from coordinator.member_policy import Act, next_action
@@ -28,12 +29,14 @@ class PollLoop:
         outage: OutageWatch,
         nap: Nap,
         spawn: Spawn,
+        views: FleetViews,
     ) -> None:
         self._member = member
         self._actions = actions
         self._outage = outage
         self._nap = nap
         self._spawn = spawn
+        self._views = views
         self._acting = False
         """An action runs beside the loop: the next is taken once it is done."""
         self._last_note = ""
@@ -44,6 +47,7 @@ class PollLoop:
             try:
                 view = await member.store.fleet_view(member.settings.decision_window)
                 await self._outage.answered()
+                self._views.publish(view)
                 await self._tick(view)
             except DatabaseUnavailable as exc:
                 # Keep serving in the current state; decide nothing until it answers.

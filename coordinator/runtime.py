@@ -26,6 +26,7 @@ from coordinator.driver import RolloutDriver
 from coordinator.emergency import make_verifier
 from coordinator.emergency_loop import EmergencyLoop
 from coordinator.engine import AcceptingEngine, DecisionEngine
+from coordinator.fleet_views import FleetViews
 from coordinator.heartbeat_loop import heartbeat_loop
 from coordinator.hooks import LifecycleHooks
 from coordinator.logs import get_logger
@@ -228,6 +229,7 @@ class OccurrenceRuntime:
         self._log.info("occurrence_registered", pid=member.me.pid, host=member.me.host)
         self._tracker.become(registered(self._tracker.run))
         await member.set_state(OccurrenceState.WAKEUP)
+        views = FleetViews(self._poll_nap.poke)
         decider = Decider(
             member.store,
             self.settings,
@@ -236,10 +238,11 @@ class OccurrenceRuntime:
             self._log,
             agent_name=self.agent_name,
             connectivity=self._connectivity,
+            next_view=views.next,
         )
         outage = OutageWatch(member.store, self.occurrence_id)
         actions = MemberActions(member, decider, self.hooks, self._poll_nap.poke)
-        poll = PollLoop(member, actions, outage, self._poll_nap, self._spawn)
+        poll = PollLoop(member, actions, outage, self._poll_nap, self._spawn, views)
         emergency = EmergencyLoop(member, self.hooks, verifier, self._poll_nap.poke)
         real_clock = isinstance(self.clock, SystemClock)
         async with anyio.create_task_group() as tg:

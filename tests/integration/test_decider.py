@@ -21,7 +21,15 @@ NO_PROGRESS = 60.0
 def decider_for(store: Store, clock: FakeClock, settings: Settings) -> Decider:
     log = structlog.get_logger("test").bind(occurrence_id=settings.occurrence_id)
     connectivity = Connectivity(clock, settings.heartbeat_interval)
-    return Decider(store, settings, AcceptingEngine(), clock, log, connectivity=connectivity)
+    return Decider(
+        store,
+        settings,
+        AcceptingEngine(),
+        clock,
+        log,
+        connectivity=connectivity,
+        next_view=lambda at_once=False: store.fleet_view(WINDOW),
+    )
 
 
 async def test_a_takeover_does_not_restart_the_discovery_wait(
