@@ -30,8 +30,8 @@ from coordinator.api.errors import (
 from coordinator.api.hosts import ALLOWED_HOSTS_ENV, allowed_host_names, host_allowed
 from coordinator.api.openapi import api_schema
 from coordinator.emergency import make_verifier
+from coordinator.keys import load_trusted_keys
 from coordinator.logs import get_logger
-from coordinator.signing import load_trusted_keys
 from persistence import Store
 from schemas import Settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from coordinator.cli.arguments import add_command, utf8_text
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
-from coordinator.signing import TRUSTED_KEYS_ENV, generate_key_pair, load_trusted_keys
+from coordinator.keys import TRUSTED_KEYS_ENV, generate_key_pair, load_trusted_keys
 
 DEFAULT_KEY_NAME = "coordinator_ed25519"
 PRIVATE_KEY_MODE = 0o600

@@ -16,8 +16,8 @@ from coordinator.cli.options import (
     refuse,
     settings_from_args,
 )
+from coordinator.keys import load_trusted_keys
 from coordinator.logs import configure_logging
-from coordinator.signing import load_trusted_keys
 from schemas import ConfigurationError, DatabaseUnavailable, Settings
 from schemas.settings import API_TOKEN_ENV
 

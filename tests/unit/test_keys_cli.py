@@ -17,16 +17,14 @@ from cryptography.hazmat.primitives.serialization import (
 
 from coordinator.cli import main
 from coordinator.cli.keys_cmd import DEFAULT_KEY_NAME
-from coordinator.signing import (
+from coordinator.keys import (
     generate_key_pair,
     key_id,
     load_private_key,
     load_trusted_keys,
-    new_command,
     public_key_text,
-    sign,
-    verify,
 )
+from coordinator.signing import new_command, sign, verify
 from schemas import ConfigurationError
 
 NOW = 1_700_000_000.0

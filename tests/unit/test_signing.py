@@ -14,16 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.signing import (
-    DEFAULT_CLOCK_SKEW,
-    MAX_KEY_FILE_BYTES,
-    key_id,
-    load_private_key,
-    load_trusted_keys,
-    new_command,
-    sign,
-    verify,
-)
+from coordinator.keys import MAX_KEY_FILE_BYTES, key_id, load_private_key, load_trusted_keys
+from coordinator.signing import DEFAULT_CLOCK_SKEW, new_command, sign, verify
 from schemas import (
     ConfigurationError,
     EmergencyCommand,
