@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from persistence.audit import AuditStore
 from persistence.emergency import EmergencyStore
+from persistence.emergency_acks import EmergencyAckStore
 from persistence.engine import (
     create_engine,
     create_schema,
@@ -31,6 +32,7 @@ class Store(
     RolloutStore,
     RolloutControlStore,
     EmergencyStore,
+    EmergencyAckStore,
     AuditStore,
 ):
     """One object per process; safe to share between the tasks of that process."""
