@@ -1,4 +1,4 @@
-"""Rollouts: the fleet view each occurrence polls, the driver lease, fenced steps."""
+"""Rollouts: the driver lease and fenced steps (the reads are in ``fleet_reads``)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,16 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.deciding import write_wave_progress
-from persistence.membership import latest_incarnations
 from persistence.queries import (
     load_rollouts,
-    open_tasks,
-    rollouts_of_interest,
-    select_rollouts,
 )
 from persistence.tables import rollouts, tasks, waves
 from persistence.transactions import StoreBase
 from schemas import (
     EventKind,
-    FleetView,
-    LifecycleKind,
     NewEvent,
     NotFound,
     RolloutChange,
-    RolloutRecord,
     RolloutStatus,
     StaleFencingToken,
     StaleRolloutView,
@@ -70,41 +63,6 @@ async def _raise_why_not_applied(
 
 
 class RolloutStore(StoreBase):
-    async def fleet_view(self, decision_window: float) -> FleetView:
-        async def work(conn: AsyncConnection) -> FleetView:
-            now = self.now()
-            interest = await rollouts_of_interest(conn)
-            return FleetView(
-                now=now,
-                members=tuple(await latest_incarnations(conn)),
-                running=interest.running,
-                current_wakeup=interest.wakeup_in_force(now, decision_window),
-                latest_shutdown=interest.latest_shutdown,
-                open_tasks=tuple(await open_tasks(conn)),
-            )
-
-        return await self._read(work)
-
-    async def rollouts(
-        self, *, limit: int | None = 20, kind: LifecycleKind | None = None
-    ) -> list[RolloutRecord]:
-        """Rollouts, newest first."""
-
-        async def work(conn: AsyncConnection) -> list[RolloutRecord]:
-            where = [rollouts.c.kind == kind.value] if kind else []
-            return await select_rollouts(conn, *where, limit=limit)
-
-        return await self._read(work)
-
-    async def rollout(self, rollout_id: str) -> RolloutRecord:
-        async def work(conn: AsyncConnection) -> RolloutRecord:
-            found = await select_rollouts(conn, rollouts.c.rollout_id == rollout_id)
-            if not found:
-                raise NotFound(f"no rollout with id {rollout_id!r}")
-            return found[0]
-
-        return await self._read(work)
-
     async def acquire_driver(
         self, rollout_id: str, holder: str, lease_ttl: float, *, grace: float = 0.0
     ) -> int | None:

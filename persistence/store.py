@@ -16,6 +16,7 @@ from persistence.engine import (
     missing_tables,
     settle_failed_connections,
 )
+from persistence.fleet_reads import FleetReadStore
 from persistence.membership import MembershipStore
 from persistence.rollout_control import RolloutControlStore
 from persistence.rollouts import RolloutStore
@@ -29,6 +30,7 @@ from schemas.settings import hide_password
 class Store(
     MembershipStore,
     SharedTaskStore,
+    FleetReadStore,
     RolloutStore,
     RolloutControlStore,
     EmergencyStore,
