@@ -10,6 +10,7 @@ from coordinator.abandoned import conclude_abandoned_shutdowns
 from coordinator.terminal_text import printable
 from persistence import Store
 from schemas import OccurrenceRecord, RolloutRecord, RolloutStatus, WaveRecord, WaveStatus
+from schemas.kinds import kind_policy
 
 
 def iso(at: float | None) -> str | None:
@@ -82,7 +83,7 @@ def _gate(r: RolloutRecord, wave: WaveRecord, now: float) -> str:
         return "paused by an operator: the gate is not checked until resumed"
     if wave.status is WaveStatus.PENDING:
         return "waiting for the previous wave's gate"
-    target = r.kind.target_state.value
+    target = kind_policy(r.kind).target_state.value
     if wave.signalled_at is not None and now < wave.signalled_at + wave.soak:
         return f"soaking; then checks that members reached {target!r}"
     return f"checking every {r.health_poll:g} s that members reached {target!r}"

@@ -52,13 +52,7 @@ class LifecycleKind(StrEnum):
 
     WAKEUP = "wakeup"
     SHUTDOWN = "shutdown"
-
-    @property
-    def target_state(self) -> OccurrenceState:
-        """The state a wave member must reach for its wave to be healthy."""
-        from schemas.kinds import kind_policy  # kinds is written in terms of this module
-
-        return kind_policy(self).target_state
+    # What differs by kind (its target state among it) is schemas/kinds.py's table.
 
 
 class Verdict(StrEnum):

@@ -27,6 +27,7 @@ from schemas import (
     RolloutAction,
     WaveStatus,
 )
+from schemas.kinds import kind_policy
 
 HELP = {
     RolloutAction.PAUSE: "hold a running rollout: no wave is signalled or judged until resumed",
@@ -130,7 +131,7 @@ async def _apply(
             return record, {}, ""
         before = await store.rollout(rollout_id)
         record = await store.control_rollout(rollout_id, action, issued_by=by, reason=reason)
-        target = before.kind.target_state.value
+        target = kind_policy(before.kind).target_state.value
         failed_wave = next((w for w in before.waves if w.status is WaveStatus.FAILED), None)
         if not record.accepted or failed_wave is None:
             return record, {}, target

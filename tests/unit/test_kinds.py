@@ -22,11 +22,6 @@ def test_a_member_on_its_way_is_not_yet_at_the_target(kind: LifecycleKind) -> No
     assert OccurrenceState.FAILED not in policy.pending_states
 
 
-@pytest.mark.parametrize("kind", list(LifecycleKind))
-def test_the_enum_property_reads_the_table(kind: LifecycleKind) -> None:
-    assert kind.target_state is kind_policy(kind).target_state
-
-
 def test_the_driver_leaves_last_only_where_members_leave() -> None:
     for policy in KIND_POLICIES.values():
         assert not policy.driver_leaves_last or policy.members_leave
