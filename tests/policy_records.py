@@ -129,6 +129,7 @@ def member(
     heartbeat: float = 0.0,
     stopped_at: float | None = None,
     state: OccurrenceState = OccurrenceState.WORK,
+    started_at: float = 0.0,
 ) -> OccurrenceRecord:
     return OccurrenceRecord(
         incarnation_id=f"{oid}-inc",
@@ -138,7 +139,7 @@ def member(
         protocol_version=1,
         host="h",
         pid=1,
-        started_at=0.0,
+        started_at=started_at,
         last_heartbeat_at=heartbeat,
         stopped_at=stopped_at,
     )

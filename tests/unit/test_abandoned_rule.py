@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from policy_records import member as record
 from test_rollout_machine import PROPERTY, SHUTDOWN, WAKEUP, apply, make_rollout
 
 from coordinator.gate import MemberStatus
@@ -11,7 +12,6 @@ from coordinator.member_policy import leaves_last, may_hold_lease
 from coordinator.rollout_machine import conclude_abandoned, step_rollout
 from schemas import (
     EventKind,
-    OccurrenceRecord,
     OccurrenceState,
     RolloutStatus,
     WaveStatus,
@@ -24,17 +24,8 @@ IDS = ("occ-1", "occ-2", "occ-3", "occ-4", "occ-5", "occ-6")
 
 
 def member(name: str, state: OccurrenceState, *, left: bool = True, silent_for: float = 0.0):
-    return OccurrenceRecord(
-        incarnation_id=f"inc-{name}",
-        occurrence_id=name,
-        generation=1,
-        state=state,
-        protocol_version=1,
-        host="h",
-        pid=1,
-        started_at=0.0,
-        last_heartbeat_at=NOW - silent_for,
-        stopped_at=NOW - 1 if left else None,
+    return record(
+        name, state=state, heartbeat=NOW - silent_for, stopped_at=NOW - 1 if left else None
     )
 
 

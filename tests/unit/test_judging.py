@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from policy_records import member as record
 
 from coordinator.planning import judge_members
-from schemas import OccurrenceRecord, OccurrenceState
+from schemas import OccurrenceState
 
 NOW = 1_700_000_000.0
 TTL = 10.0
 
 
 def member(name: str, heartbeat_age: float, *, left: bool = False, state=OccurrenceState.WORK):
-    return OccurrenceRecord(
-        incarnation_id=f"inc-{name}",
-        occurrence_id=name,
-        generation=1,
+    return record(
+        name,
         state=state,
-        protocol_version=1,
-        host="h",
-        pid=1,
-        started_at=NOW - 100,
-        last_heartbeat_at=NOW - heartbeat_age,
+        heartbeat=NOW - heartbeat_age,
         stopped_at=NOW - 1 if left else None,
+        started_at=NOW - 100,
     )
 
 

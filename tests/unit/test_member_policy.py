@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pytest
+from policy_records import member as record
 
 from coordinator.member_policy import Act, claimable, may_drive, next_action
 from persistence import FleetView
@@ -35,18 +36,7 @@ GROUPS = (("occ-1",), ("occ-2", "occ-3"), ("occ-4", "occ-5"))
 
 
 def occurrence(oid: str, state: OccurrenceState = S.STARTING) -> OccurrenceRecord:
-    return OccurrenceRecord(
-        incarnation_id=f"{oid}-inc",
-        occurrence_id=oid,
-        generation=1,
-        state=state,
-        protocol_version=1,
-        host="host",
-        pid=1,
-        started_at=STARTED,
-        last_heartbeat_at=NOW - 1,
-        stopped_at=None,
-    )
+    return record(oid, state=state, heartbeat=NOW - 1, started_at=STARTED)
 
 
 def make_rollout(

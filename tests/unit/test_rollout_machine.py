@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from policy_records import member as record
 
 from coordinator.gate import MemberStatus
 from coordinator.rollout_machine import Step, last_wave_index, observe, step_rollout
@@ -653,18 +654,7 @@ def test_every_event_names_the_rollout_the_task_the_driver_and_its_wave() -> Non
 def occurrence(
     oid: str, state: OccurrenceState, heartbeat: float, stopped_at: float | None = None
 ) -> OccurrenceRecord:
-    return OccurrenceRecord(
-        incarnation_id=f"{oid}-inc",
-        occurrence_id=oid,
-        generation=1,
-        state=state,
-        protocol_version=1,
-        host="host",
-        pid=1,
-        started_at=0.0,
-        last_heartbeat_at=heartbeat,
-        stopped_at=stopped_at,
-    )
+    return record(oid, state=state, heartbeat=heartbeat, stopped_at=stopped_at)
 
 
 def test_observe_reports_state_and_liveness_by_heartbeat_age() -> None:
