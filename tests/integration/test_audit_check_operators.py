@@ -120,12 +120,17 @@ class History:
         return await fleet_violations(self.store)
 
 
-async def woken(history: History) -> None:
-    """A wakeup rollout taken to completion by the driver."""
+async def explorer_reached(history: History, state: OccurrenceState) -> None:
+    """A wakeup decided, its explorer signalled and at ``state``."""
     await history.join()
     await history.decide(LifecycleKind.WAKEUP)
     await history.step()
-    await history.act("occ-1", OccurrenceState.WORK)
+    await history.act("occ-1", state)
+
+
+async def woken(history: History) -> None:
+    """A wakeup rollout taken to completion by the driver."""
+    await explorer_reached(history, OccurrenceState.WORK)
     await history.step(after=SOAK)
     await history.act("occ-2", OccurrenceState.WORK)
     await history.step(after=SOAK)
@@ -137,19 +142,13 @@ async def woken(history: History) -> None:
 
 async def aborted_by_the_explorer_gate(history: History) -> RolloutRecord:
     """A wakeup rollout whose explorer failed: the gate aborted it."""
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.FAILED)
+    await explorer_reached(history, OccurrenceState.FAILED)
     return await history.step(after=SOAK)
 
 
 async def test_a_paused_and_resumed_rollout_passes(store: Store, clock: FakeClock) -> None:
     history = History(store, clock)
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.WORK)
+    await explorer_reached(history, OccurrenceState.WORK)
     await history.operator(RolloutAction.PAUSE)
     clock.advance(3 * SOAK)  # held: nothing is signalled or judged meanwhile
     await history.operator(RolloutAction.RESUME)
@@ -173,10 +172,7 @@ async def test_waves_signalled_or_judged_while_paused_are_reported(
     store: Store, clock: FakeClock
 ) -> None:
     history = History(store, clock)
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.WORK)
+    await explorer_reached(history, OccurrenceState.WORK)
     await history.step(after=SOAK)  # explorer healthy, early adopters signalled
     await history.operator(RolloutAction.PAUSE)
     await history.plant(EventKind.WAVE_HEALTHY, CanaryGroup.EARLY_ADOPTER)
@@ -264,10 +260,7 @@ async def test_an_operator_abort_passes_and_nothing_may_follow_it(
     store: Store, clock: FakeClock
 ) -> None:
     history = History(store, clock)
-    await history.join()
-    await history.decide(LifecycleKind.WAKEUP)
-    await history.step()
-    await history.act("occ-1", OccurrenceState.WORK)
+    await explorer_reached(history, OccurrenceState.WORK)
     await history.operator(RolloutAction.ABORT)
     await history.act("occ-1", OccurrenceState.FAILED)  # signalled before: may still act
     assert (await store.rollout(history.rollout_id)).status is RolloutStatus.ABORTED
