@@ -9,8 +9,8 @@ from coordinator.engine import (
     EngineAnswer,
     ScriptedEngine,
 )
-from coordinator.groups import assign_canary_groups, natural_key
 from coordinator.hooks import LifecycleHooks, WaveContext
+from coordinator.policy.groups import assign_canary_groups, natural_key
 from coordinator.runtime import PROTOCOL_VERSION, OccurrenceRuntime
 from schemas import OccurrenceState, Settings, load_settings
 

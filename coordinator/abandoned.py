@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.logs import get_logger
-from coordinator.rollout_machine import conclude_abandoned
+from coordinator.policy.rollout_machine import conclude_abandoned
 from persistence import Store, database_failure
 from schemas import LifecycleKind
 

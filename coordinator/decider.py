@@ -11,7 +11,7 @@ import anyio
 from coordinator.clock import Clock
 from coordinator.connectivity import Connectivity
 from coordinator.engine import DecisionEngine, DecisionRequest
-from coordinator.planning import build_plan, discovery_done, judge_members
+from coordinator.policy.planning import build_plan, discovery_done, judge_members
 from coordinator.prompts import render_message
 from persistence import Store
 from schemas import (

@@ -6,9 +6,9 @@ from typing import Any
 
 from coordinator.connectivity import Connectivity
 from coordinator.logs import log_events
-from coordinator.member_policy import may_drive, may_hold_lease
 from coordinator.policy import observe
-from coordinator.rollout_machine import Step, conclude_abandoned, step_rollout
+from coordinator.policy.member_policy import may_drive, may_hold_lease
+from coordinator.policy.rollout_machine import Step, conclude_abandoned, step_rollout
 from persistence import FleetView, Store
 from schemas import (
     OccurrenceState,

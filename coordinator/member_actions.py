@@ -8,7 +8,7 @@ from collections.abc import Callable
 from coordinator.decider import Decider
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.member import Member
-from coordinator.member_policy import MemberAction, leaves_last
+from coordinator.policy.member_policy import MemberAction, leaves_last
 from coordinator.run_state import LeaveReason
 from schemas import (
     Claim,

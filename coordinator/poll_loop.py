@@ -11,9 +11,9 @@ from typing import Any
 from coordinator.fleet_views import FleetViews
 from coordinator.member import Member
 from coordinator.member_actions import MemberActions
-from coordinator.member_policy import Act, next_action
 from coordinator.nap import Nap
 from coordinator.outage import OutageWatch
+from coordinator.policy.member_policy import Act, next_action
 from persistence import FleetView
 from schemas import DatabaseUnavailable
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from coordinator.rollout_machine import last_wave_index
+from coordinator.policy.rollout_machine import last_wave_index
 from coordinator.terminal_text import printable
 from schemas import (
     CommandKind,

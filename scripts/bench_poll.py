@@ -17,7 +17,7 @@ import time
 
 
 async def build_fleet(url: str, occurrences: int):  # type: ignore[no-untyped-def]
-    from coordinator.planning import build_plan
+    from coordinator.policy.planning import build_plan
     from persistence import Store
     from schemas import Decision, LifecycleKind, Verdict, load_settings
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from coordinator.gate import MemberStatus
+from coordinator.policy.gate import MemberStatus
 from schemas import OccurrenceRecord
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from support import POSTGRES_ENV, fast_settings
 
-from coordinator.planning import build_plan
+from coordinator.policy.planning import build_plan
 from coordinator.runtime import PROTOCOL_VERSION
 from persistence import Store
 from schemas import (

@@ -15,7 +15,7 @@ from coordinator.clock import FakeClock
 from coordinator.connectivity import Connectivity
 from coordinator.driver import RolloutDriver
 from coordinator.fleet_report import collect_status
-from coordinator.planning import build_plan
+from coordinator.policy.planning import build_plan
 from persistence import Store
 from schemas import (
     Decision,

@@ -6,7 +6,7 @@ from support import fast_settings
 
 from coordinator.audit_check import capacity_violations, fleet_violations
 from coordinator.clock import FakeClock
-from coordinator.planning import build_plan
+from coordinator.policy.planning import build_plan
 from persistence import Store
 from schemas import (
     CanaryGroup,

@@ -11,8 +11,8 @@ from support import fast_settings
 from coordinator.audit_check import capacity_violations, fleet_violations
 from coordinator.clock import FakeClock
 from coordinator.emergency import make_verifier
-from coordinator.planning import build_plan
-from coordinator.rollout_machine import observe, step_rollout
+from coordinator.policy.planning import build_plan
+from coordinator.policy.rollout_machine import observe, step_rollout
 from coordinator.signing import new_command, public_key_text, sign
 from persistence import Store
 from schemas import (

@@ -17,7 +17,7 @@ from support import fast_settings
 from coordinator.clock import FakeClock
 from coordinator.connectivity import Connectivity
 from coordinator.driver import RolloutDriver
-from coordinator.planning import build_plan
+from coordinator.policy.planning import build_plan
 from persistence import Store
 from schemas import (
     Decision,

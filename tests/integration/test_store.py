@@ -8,7 +8,7 @@ import pytest
 from support import fast_settings
 
 from coordinator.clock import FakeClock
-from coordinator.planning import build_plan
+from coordinator.policy.planning import build_plan
 from persistence import Store
 from schemas import (
     CommandStatus,

@@ -19,7 +19,7 @@ from support import fast_settings
 
 from coordinator.clock import FakeClock
 from coordinator.emergency import make_verifier
-from coordinator.planning import build_plan
+from coordinator.policy.planning import build_plan
 from coordinator.signing import new_command, public_key_text, sign
 from persistence import Change, Store
 from persistence.contract import StoreContract

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from policy_records import member as record
 from test_rollout_machine import PROPERTY, SHUTDOWN, WAKEUP, apply, make_rollout
 
-from coordinator.gate import MemberStatus
-from coordinator.member_policy import leaves_last, may_hold_lease
-from coordinator.rollout_machine import conclude_abandoned, step_rollout
+from coordinator.policy.gate import MemberStatus
+from coordinator.policy.member_policy import leaves_last, may_hold_lease
+from coordinator.policy.rollout_machine import conclude_abandoned, step_rollout
 from schemas import (
     EventKind,
     OccurrenceState,

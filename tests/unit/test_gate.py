@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from coordinator.gate import GateOutcome, GateVerdict, MemberStatus, classify, evaluate_gate
+from coordinator.policy.gate import GateOutcome, GateVerdict, MemberStatus, classify, evaluate_gate
 from schemas import LifecycleKind, OccurrenceState
 
 WAKEUP, SHUTDOWN = LifecycleKind.WAKEUP, LifecycleKind.SHUTDOWN

@@ -8,7 +8,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.groups import assign_canary_groups, early_adopter_count, natural_key
+from coordinator.policy.groups import assign_canary_groups, early_adopter_count, natural_key
 from schemas import WAVE_ORDER, CanaryGroup, validate_occurrence_id
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)

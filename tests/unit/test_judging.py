@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_records import member as record
 
-from coordinator.planning import judge_members
+from coordinator.policy.planning import judge_members
 from schemas import OccurrenceState
 
 NOW = 1_700_000_000.0

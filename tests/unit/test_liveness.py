@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_records import member
 
-from coordinator.planning import judge_members
 from coordinator.policy import Liveness, liveness, observe
+from coordinator.policy.planning import judge_members
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None)
 TTL = 30.0

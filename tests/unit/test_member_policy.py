@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 from policy_records import member as record
 
-from coordinator.member_policy import Act, claimable, may_drive, next_action
+from coordinator.policy.member_policy import Act, claimable, may_drive, next_action
 from persistence import FleetView
 from schemas import (
     SHARED_OCCURRENCE_ID,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.planning import build_plan, discovery_done
+from coordinator.policy.planning import build_plan, discovery_done
 from coordinator.prompts import render_message, render_shutdown_message, render_wakeup_message
 from schemas import WAVE_ORDER, CanaryGroup, LifecycleKind, RolloutPlan, Settings, load_settings
 

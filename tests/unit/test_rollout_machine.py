@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_records import member as record
 
-from coordinator.gate import MemberStatus
-from coordinator.rollout_machine import Step, last_wave_index, observe, step_rollout
+from coordinator.policy.gate import MemberStatus
+from coordinator.policy.rollout_machine import Step, last_wave_index, observe, step_rollout
 from schemas import (
     WAVE_ORDER,
     CanaryGroup,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.gate import GateOutcome, MemberStatus, evaluate_gate
+from coordinator.policy.gate import GateOutcome, MemberStatus, evaluate_gate
 from coordinator.policy.liveness import observe
 from schemas import (
     CanaryGroup,

@@ -6,8 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from coordinator.rollout_machine import last_wave_index
-from persistence import FleetView
+from coordinator.policy.rollout_machine import last_wave_index
 from schemas import (
     LifecycleKind,
     OccurrenceRecord,
@@ -20,6 +19,7 @@ from schemas import (
     WaveStatus,
     kind_policy,
 )
+from schemas.fleet import FleetView
 
 ACTIVE_STATES = (OccurrenceState.STARTING, OccurrenceState.WAKEUP, OccurrenceState.WORK)
 """States of an occurrence that takes part in decisions and rollouts."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from coordinator.groups import assign_canary_groups
-from coordinator.member_policy import ACTIVE_STATES
+from coordinator.policy.groups import assign_canary_groups
 from coordinator.policy.liveness import Liveness, liveness
+from coordinator.policy.member_policy import ACTIVE_STATES
 from schemas import (
     WAVE_ORDER,
     CanaryGroup,
