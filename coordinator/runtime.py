@@ -37,7 +37,7 @@ from coordinator.outage import OutageWatch
 from coordinator.poll_loop import PollLoop
 from coordinator.run_state import LeaveReason, Run, RunStatus, close, crash, registered, stopped
 from coordinator.run_tracker import RunTracker
-from persistence import ChangeFeed, Store
+from persistence import Store
 from persistence.emergency import Verifier
 from schemas import (
     CommandRecord,
@@ -252,7 +252,7 @@ class OccurrenceRuntime:
             )
             self._spawn(poll.run)
             self._spawn(emergency.run)
-            feed = ChangeFeed(self.settings.database_url)
+            feed = member.store.change_feed()
             tg.start_soon(feed.run, emergency.on_change, self.occurrence_id)
             task_status.started()
             await self._tracker.wait_until(lambda run: run.winding_down)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from sqlalchemy import make_url
 
-from persistence.backends import backend_for
+from persistence.backends import Backend, backend_for
 from persistence.changes import OnChange, changes_of
 
 __all__ = ["ChangeFeed", "OnChange", "changes_of"]
 
 
 class ChangeFeed:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, backend: Backend | None = None) -> None:
         url = make_url(database_url)
-        backend = backend_for(url)
+        backend = backend or backend_for(url)
         self.enabled = backend.notifies
         """Changes are pushed by the server, which reports every kind on each connect."""
         self._source = backend.change_source(url)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.change_feed import ChangeFeed
 from persistence.changes import Change
 from persistence.emergency import Verifier
 from persistence.transactions import Clock, Degraded
@@ -83,6 +84,10 @@ class StoreContract(Protocol):
     @property
     def backend(self) -> str:
         """The backend's name (``sqlite``, ``postgresql``)."""
+
+    def change_feed(self) -> ChangeFeed:
+        """The changes other processes commit to this database, as its backend hears
+        them (NOTIFY on PostgreSQL, wake files on SQLite)."""
 
     def wake_file(self, change: Change = Change.FLEET) -> Path | None:
         """The file a commit of ``change`` touches (SQLite); None where the server

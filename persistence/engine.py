@@ -13,18 +13,21 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from persistence.backends import WRITE_OPTION, backend_for, backend_named
+from persistence.backends import WRITE_OPTION, Backend, backend_for, backend_named
 from persistence.retry import SCHEMA, retrying
 from persistence.schema_version import record_version, refuse_newer
 from persistence.tables import metadata, schema_version
 from persistence.transient import is_transient
 
 
-def create_engine(database_url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
-    """The engine of ``database_url``, tuned by its backend. A read-only engine
-    (``read_only=True``, for ``status`` and ``events``) needs no write access anywhere
-    and refuses every write."""
-    return backend_for(database_url).create_engine(database_url, read_only=read_only, **kwargs)
+def create_engine(
+    database_url: str, *, read_only: bool = False, backend: Backend | None = None, **kwargs: Any
+) -> AsyncEngine:
+    """The engine of ``database_url``, tuned by its backend (``backend``, or the one its
+    URL names). A read-only engine (``read_only=True``, for ``status`` and ``events``)
+    needs no write access anywhere and refuses every write."""
+    backend = backend or backend_for(database_url)
+    return backend.create_engine(database_url, read_only=read_only, **kwargs)
 
 
 async def serialize_lifecycle(conn: AsyncConnection) -> None:

@@ -8,6 +8,8 @@ import time
 from sqlalchemy.exc import DBAPIError
 
 from persistence.audit import AuditStore
+from persistence.backends import Backend
+from persistence.change_feed import ChangeFeed
 from persistence.emergency import EmergencyStore
 from persistence.emergency_acks import EmergencyAckStore
 from persistence.engine import (
@@ -47,12 +49,14 @@ class Store(
         clock: Clock = time.time,
         server_time: bool = False,
         read_only: bool = False,
+        backend: Backend | None = None,
     ) -> Store:
         """Connect, create missing tables, and return a ready store. With ``server_time``
         (for a real clock only) times are judged by the database server's clock. With
         ``read_only`` (``status``, ``events``) nothing is created and nothing can be
         written: it needs only read access to the database (on SQLite, to its file: no
         journal switch, no file beside it); every write raises the driver's error.
+        ``backend`` replaces the one the URL names (the simulator's inline SQLite).
 
         Raises ``NewerSchema`` (a ``DatabaseUnavailable``) for a database written by a
         newer coordinator, before changing anything; ``DatabaseUnavailable`` (naming
@@ -61,8 +65,8 @@ class Store(
         host as a bare ``OSError``).
         """
         threads_before = set(threading.enumerate())
-        engine = create_engine(database_url, read_only=read_only)
-        store = cls(engine, clock)
+        engine = create_engine(database_url, read_only=read_only, backend=backend)
+        store = cls(engine, clock, backend)
         try:
             if not read_only:
                 await create_schema(engine)  # refuses a newer schema first
@@ -87,6 +91,10 @@ class Store(
             await engine.dispose()
             raise
         return store
+
+    def change_feed(self) -> ChangeFeed:
+        """The changes other processes commit to this database, as its backend hears them."""
+        return ChangeFeed(self.engine.url.render_as_string(hide_password=False), self._backend)
 
     async def close(self) -> None:
         await self.engine.dispose()

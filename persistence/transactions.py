@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import Future, RetryCallState, RetryError
 
-from persistence.backends import WRITE_OPTION, backend_named
+from persistence.backends import WRITE_OPTION, Backend, backend_named
 from persistence.changes import ALL_CHANGES, Change
 from persistence.log import get_logger
 from persistence.retry import TRANSACTION, retrying
@@ -71,7 +71,7 @@ class Degraded:
 
 
 class StoreBase:
-    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock, backend: Backend | None = None) -> None:
         self.engine = engine
         self._clock = clock
         self.clock_offset = 0.0
@@ -79,7 +79,7 @@ class StoreBase:
         self.degraded: Degraded | None = None
         """Set while transactions keep failing after their retries; cleared (and logged
         as ``database_recovered``) by the next one that succeeds."""
-        self._backend = backend_named(engine.dialect.name)
+        self._backend = backend or backend_named(engine.dialect.name)
         self._write_gate = self._backend.write_gate(engine.url.database)
 
     def now(self) -> float:

@@ -82,7 +82,7 @@ def read_only_sqlite_url(database_url: str) -> URL:
     return url.set(database="file:" + quote(path), query=query)
 
 
-def _tune(engine: AsyncEngine, *, read_only: bool) -> None:
+def tune_engine(engine: AsyncEngine, *, read_only: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so we can emit BEGIN IMMEDIATE.
@@ -157,7 +157,7 @@ class SQLiteBackend:
     def create_engine(self, url: str, *, read_only: bool, **kwargs: Any) -> AsyncEngine:
         target: str | URL = read_only_sqlite_url(url) if read_only else url
         engine = create_async_engine(target, **kwargs)
-        _tune(engine, read_only=read_only)
+        tune_engine(engine, read_only=read_only)
         return engine
 
     async def serialize_writes(self, conn: AsyncConnection) -> None:

@@ -12,6 +12,7 @@ import re
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import make_url
@@ -76,6 +77,21 @@ async def test_the_backend_and_its_clock(database_url: str, store: Store) -> Non
         assert offset == 0.0
     else:  # the fake clock is moved onto the server's, which is this host's
         assert store.now() == pytest.approx(time.time(), abs=60)
+
+
+async def test_the_change_feed_hears_a_commit(store: Store) -> None:
+    feed = store.change_feed()
+    heard: list[frozenset[Change]] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed.run, heard.append, "contract")
+        with anyio.fail_after(60):  # generous: a busy machine is slow, never wrong
+            while not feed.listening:
+                await anyio.sleep(0.05)
+            heard.clear()
+            await store.request_shutdown("feed", "test")
+            while not any(Change.FLEET in changes for changes in heard):
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
 
 
 async def test_wake_files_are_touched_by_commits_where_the_server_cannot_notify(
