@@ -8,6 +8,7 @@ every simulated occurrence, and the command is recorded through the Store exactl
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
 from collections import Counter
@@ -32,7 +33,9 @@ from coordinator.report import (
 )
 from coordinator.runtime import OccurrenceRuntime
 from coordinator.signing import new_command, public_key_text, sign
+from coordinator.virtual_time import VirtualClock
 from persistence import Store
+from persistence.backends.sqlite_inline import InlineSQLiteBackend
 from schemas import (
     CanaryGroup,
     LifecycleKind,
@@ -58,6 +61,9 @@ SETTLE_POLLS = 200  # at 0.5 simulated seconds each
 SETTLED_AFTER_WAKEUP = (OccurrenceState.WORK, OccurrenceState.FAILED)
 
 
+SimClock = ScaledClock | VirtualClock
+
+
 class SimulatedFailure(RuntimeError):
     """Injected by ``simulate --fail``."""
 
@@ -73,6 +79,9 @@ class SimulationConfig:
     emergency_reason: str = "simulated emergency: stop the fleet now"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Settings for every simulated occurrence (e.g. shorter soaks), on top of the env."""
+    seed: int | None = None
+    """Run on virtual time with this seed's schedule (``run_seeded``), deterministically;
+    ``time_scale`` does not apply. None: real time, compressed by ``time_scale``."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.occurrences <= MAX_OCCURRENCES:
@@ -86,6 +95,8 @@ class SimulationConfig:
                 f"--time-scale must be from {MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g} "
                 f"(got {self.time_scale})"
             )
+        if self.seed is not None and self.database_url is not None:
+            raise ValueError("--seed runs on a SQLite file of its own: drop --db")
         if self.fail is not None and self.scenario in ("reject", "emergency"):
             raise ValueError(f"--fail does not apply to the {self.scenario} scenario")
         if self.scenario == "emergency" and self.occurrences < 2:
@@ -133,8 +144,14 @@ async def simulate(
     if url is None:
         workdir = Path(tempfile.mkdtemp(prefix="coordinator-sim-"))
         url = f"sqlite+aiosqlite:///{workdir / 'fleet.db'}"
-    clock = ScaledClock(config.time_scale)
-    store = await Store.open(load_settings(database_url=url).database_url, clock=clock.now)
+    clock: SimClock
+    if config.seed is None:
+        clock, backend = ScaledClock(config.time_scale), None
+    else:  # every statement on the loop's thread, so the seed alone orders events
+        clock, backend = VirtualClock(), InlineSQLiteBackend()
+    store = await Store.open(
+        load_settings(database_url=url).database_url, clock=clock.now, backend=backend
+    )
     if config.database_url is not None and (await store.members() or await store.rollouts()):
         await store.close()
         raise ValueError(
@@ -144,7 +161,7 @@ async def simulate(
         on_start()
     engine = ScriptedEngine(accept_shutdown=config.scenario != "reject")
     # The operator's key for the emergency scenario: made for this run, kept in memory.
-    key = Ed25519PrivateKey.generate() if config.scenario == "emergency" else None
+    key = _operator_key(config.seed) if config.scenario == "emergency" else None
     try:
         acks = await _run(config, url, clock, store, engine, key, on_line)
         rollouts = list(reversed(await store.rollouts(limit=None)))
@@ -160,7 +177,8 @@ async def simulate(
         "occurrences": config.occurrences,
         "scenario": config.scenario,
         "fail": config.fail.value if config.fail else None,
-        "time_scale": config.time_scale,
+        "time_scale": config.time_scale if config.seed is None else None,
+        "seed": config.seed,
         "rollouts": [rollout_summary(r, origin=origin, invocations=invocations) for r in rollouts],
         "final_states": {m.occurrence_id: m.state.value for m in members},
         "min_available_during_shutdown": min_available_during_shutdown(rollouts, events),
@@ -171,10 +189,16 @@ async def simulate(
     }
 
 
+def _operator_key(seed: int | None) -> Ed25519PrivateKey:
+    if seed is None:
+        return Ed25519PrivateKey.generate()
+    return Ed25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
+
+
 async def _run(
     config: SimulationConfig,
     url: str,
-    clock: ScaledClock,
+    clock: SimClock,
     store: Store,
     engine: ScriptedEngine,
     key: Ed25519PrivateKey | None,
@@ -209,7 +233,8 @@ async def _run(
         + 3 * settings.health_timeout
         + 60
     )
-    wall_limit = 2 * per_rollout / config.time_scale + 30
+    scale = config.time_scale if config.seed is None else 1.0  # virtual: anyio's time is it
+    wall_limit = 2 * per_rollout / scale + 30
     with anyio.fail_after(wall_limit):
         async with anyio.create_task_group() as tg:
             if on_line is not None:
@@ -228,7 +253,7 @@ async def _run(
 async def _play(
     config: SimulationConfig,
     store: Store,
-    clock: ScaledClock,
+    clock: SimClock,
     runtimes: list[OccurrenceRuntime],
     key: Ed25519PrivateKey | None,
 ) -> AckReport | None:
@@ -256,7 +281,7 @@ async def _play(
 async def _emergency_stop(
     config: SimulationConfig,
     store: Store,
-    clock: ScaledClock,
+    clock: SimClock,
     runtimes: list[OccurrenceRuntime],
     key: Ed25519PrivateKey,
 ) -> AckReport:
@@ -290,7 +315,7 @@ async def _emergency_stop(
     )
 
 
-async def _finished_rollout(store: Store, clock: ScaledClock, kind: LifecycleKind) -> RolloutRecord:
+async def _finished_rollout(store: Store, clock: SimClock, kind: LifecycleKind) -> RolloutRecord:
     while True:
         found = await store.rollouts(kind=kind, limit=1)
         if found and found[0].status.is_finished:
@@ -298,7 +323,7 @@ async def _finished_rollout(store: Store, clock: ScaledClock, kind: LifecycleKin
         await clock.sleep(0.5)
 
 
-async def _settle(clock: ScaledClock, done: Callable[[], bool]) -> None:
+async def _settle(clock: SimClock, done: Callable[[], bool]) -> None:
     """Wait (bounded) until every occurrence finished acting on the last signal."""
     for _ in range(SETTLE_POLLS):
         if done():

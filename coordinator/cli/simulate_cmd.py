@@ -1,9 +1,11 @@
-"""``simulate``: watch a whole fleet coordinate, in compressed time."""
+"""``simulate``: watch a whole fleet coordinate, in compressed time or (``--seed``) on
+virtual time, deterministically."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -21,6 +23,7 @@ from coordinator.simulation import (
     SimulationConfig,
     simulate,
 )
+from coordinator.virtual_time import Deadlock, run_seeded
 from schemas import CanaryGroup, ConfigurationError
 from schemas.settings import normalize_database_url
 
@@ -45,6 +48,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "python -m coordinator simulate",
             "python -m coordinator simulate --occurrences 5 --fail early_adopter",
             "python -m coordinator simulate --scenario emergency --time-scale 30 --json",
+            "python -m coordinator simulate --occurrences 9 --seed 7",
         ),
     )
     parser.add_argument(
@@ -69,6 +73,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"default {DEFAULT_TIME_SCALE:g})",
     )
     parser.add_argument(
+        "--seed",
+        type=bounded_int(0, 2**63 - 1),
+        metavar="N",
+        help="run on virtual time, deterministically: soaks and timeouts cost no wall time, "
+        "the order of events is drawn from N, and the same N prints the same timeline "
+        "every time (--time-scale does not apply; not with --db)",
+    )
+    parser.add_argument(
         "--db", metavar="URL", type=utf8_text, help="use this database instead of a temp file"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -83,6 +95,7 @@ def handle(args: argparse.Namespace) -> int:
             fail=CanaryGroup(args.fail) if args.fail else None,
             time_scale=args.time_scale,
             database_url=normalize_database_url(args.db) if args.db else None,
+            seed=args.seed,
         )
     except (ValueError, ConfigurationError) as exc:
         return refuse("simulate", exc)
@@ -90,18 +103,28 @@ def handle(args: argparse.Namespace) -> int:
 
     def header() -> None:
         fail = f", --fail {config.fail.value}" if config.fail else ""
+        pace = (
+            f"time x{config.time_scale:g}"
+            if config.seed is None
+            else f"virtual time, seed {config.seed}"
+        )
         print(
             f"Simulating {plural(config.occurrences, 'occurrence')}, scenario "
-            f"{config.scenario}{fail}, time x{config.time_scale:g} (times below are "
-            "simulated)\n"
+            f"{config.scenario}{fail}, {pace} (times below are simulated)\n"
         )
 
     on_line = None if args.json else (lambda line: print(line, flush=True))
     on_start = None if args.json else header
     try:
-        report = anyio.run(lambda: simulate(config, on_line=on_line, on_start=on_start))
+
+        def run() -> Awaitable[dict[str, Any]]:
+            return simulate(config, on_line=on_line, on_start=on_start)
+
+        report = anyio.run(run) if config.seed is None else run_seeded(run, config.seed)
     except TimeoutError:
         return refuse("simulate", "the simulation did not finish in time", EXIT_FAILED)
+    except Deadlock as exc:
+        return refuse("simulate", f"the simulation stopped: {exc}", EXIT_FAILED)
     except ValueError as exc:
         return refuse("simulate", exc)
     except Exception as exc:
