@@ -1,0 +1,341 @@
+"""One seeded trial of the deterministic simulator: a fleet's life with faults, checked.
+
+A trial runs N occurrences of the real runtime (``sim_fleet``) on virtual time, strikes
+them with the faults its seed draws (``faults``), plays one scenario as an operator
+would, and checks the invariants of DESIGN.md while it runs (every ``CHECK_EVERY``
+simulated seconds) and at its end, plus liveness: once the faults are over, each rollout
+must finish within ``liveness_bound`` of the settings. The same seed gives the same trial,
+byte for byte; a failing one names the command that replays it.
+
+Scenarios: ``lifecycle`` (wakeup, then a coordinated shutdown), ``reject`` (the shutdown
+is rejected: nothing may change), ``emergency`` (a signed fleet-wide stop once the
+shutdown's first wave is signalled, then the same signed bytes replayed).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from coordinator.audit_check import capacity_violations, fleet_violations
+from coordinator.emergency import make_verifier
+from coordinator.engine import ScriptedEngine
+from coordinator.faults import ALL_FAULTS, Fault, FaultKind, FaultWindow, draw_faults, faults_end
+from coordinator.hooks import LifecycleHooks
+from coordinator.signing import new_command, public_key_text, sign
+from coordinator.sim_fleet import SimulatedFleet
+from coordinator.trial_checks import (
+    acted_after_stop,
+    claims_after_decision,
+    healthy_holders_taken_over,
+    left_without_shutdown,
+    replays_accepted,
+)
+from coordinator.virtual_time import VirtualClock
+from persistence import Store
+from persistence.backends.sqlite_inline import InlineSQLiteBackend
+from schemas import (
+    CommandStatus,
+    LifecycleKind,
+    OccurrenceState,
+    RolloutRecord,
+    Settings,
+    Superseded,
+    load_settings,
+)
+
+SCENARIOS = ("lifecycle", "reject", "emergency")
+CHECK_EVERY = 10.0  # simulated seconds between invariant checks during a trial
+STEP = 1.0  # simulated seconds between the operator's looks at the fleet
+
+EXPLORE_TIMINGS: Mapping[str, Any] = {
+    "explorer_soak": 5.0,
+    "early_adopter_soak": 5.0,
+    "discovery_grace": 10.0,
+    "health_timeout": 60.0,
+    "health_poll": 2.0,
+}
+"""Shorter soaks and gates than production (more lifecycles per second of CPU); the poll,
+heartbeat, member TTL and lease stay the defaults, so every race they bound is the real one."""
+
+
+def liveness_bound(settings: Settings) -> float:
+    """The most a rollout may take to finish once the faults are over: a dead holder's
+    lease runs out and stays free one more lease before anyone else takes it, a dead
+    member is known dead after its TTL, discovery waits its grace, and each of the three
+    waves soaks and may wait its whole health timeout; ten polls for the steps between."""
+    s = settings
+    return (
+        2 * s.lease_ttl
+        + s.member_ttl
+        + s.discovery_grace
+        + s.explorer_soak
+        + s.early_adopter_soak
+        + 3 * s.health_timeout
+        + 10 * s.poll_interval
+    )
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    occurrences: int = 9
+    faults: tuple[FaultKind, ...] = ALL_FAULTS
+    window: FaultWindow = field(default_factory=FaultWindow)
+    scenario: str | None = None
+    """None: drawn from the seed among ``SCENARIOS``."""
+    overrides: Mapping[str, Any] = field(default_factory=lambda: dict(EXPLORE_TIMINGS))
+
+    def __post_init__(self) -> None:
+        if self.occurrences < 2:
+            raise ValueError("a trial needs at least 2 occurrences")
+        if self.scenario is not None and self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r} (choose from {SCENARIOS})")
+
+    def scenario_of(self, seed: int) -> str:
+        return self.scenario or random.Random(f"scenario-{seed}").choice(SCENARIOS)
+
+    def replay_command(self, seed: int) -> str:
+        faults = ",".join(self.faults) if self.faults else "none"
+        words = [
+            "python -m coordinator simulate --explore",
+            f"--seed {seed}",
+            f"--occurrences {self.occurrences}",
+            f"--faults {faults}",
+        ]
+        if self.scenario:
+            words.append(f"--scenario {self.scenario}")
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    seed: int
+    scenario: str
+    faults: tuple[Fault, ...]
+    struck: int
+    violations: tuple[str, ...]
+    rollouts: tuple[str, ...]
+    """``kind:status`` of each rollout, oldest first."""
+    restarts: int
+    simulated_seconds: float
+    trail: tuple[str, ...] = ()
+    """The audit trail, one line per event (what ``same seed, same run`` compares)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+async def run_trial(seed: int, config: TrialConfig) -> TrialOutcome:
+    """Run the trial of ``seed``; call it inside ``virtual_time.run_seeded(..., seed)``."""
+    workdir = Path(tempfile.mkdtemp(prefix="coordinator-explore-"))
+    try:
+        return await _Trial(seed, config, workdir).run()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Trial:
+    def __init__(self, seed: int, config: TrialConfig, workdir: Path) -> None:
+        self.seed = seed
+        self.config = config
+        self.url = f"sqlite+aiosqlite:///{workdir / 'fleet.db'}"
+        self.scenario = config.scenario_of(seed)
+        self.clock = VirtualClock()
+        self.faults = draw_faults(seed, config.occurrences, config.faults, config.window)
+        self.key = Ed25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
+        self.raw_settings = {
+            "agent_occurrence_count": config.occurrences,
+            **config.overrides,
+            "trusted_keys": public_key_text(self.key.public_key()),
+            "database_url": self.url,
+        }
+        self.settings = load_settings(**self.raw_settings)
+        self.bound = liveness_bound(self.settings)
+        self.violations: list[str] = []
+        self.struck = 0
+
+    def now(self) -> float:
+        return self.clock.now() - self.clock.origin
+
+    def problem(self, text: str) -> None:
+        if text not in self.violations:
+            self.violations.append(text)
+
+    async def run(self) -> TrialOutcome:
+        backend = InlineSQLiteBackend()
+        store = await Store.open(self.url, clock=self.clock.now, backend=backend)
+        engine = ScriptedEngine(accept_shutdown=self.scenario != "reject")
+        try:
+            async with anyio.create_task_group() as tg:
+                fleet = SimulatedFleet(
+                    tg, store, backend, self.clock, engine, LifecycleHooks(), self.raw_settings
+                )
+                for number in range(1, self.config.occurrences + 1):
+                    fleet.start(number)
+                tg.start_soon(self._strike, fleet)
+                tg.start_soon(self._watch, store)
+                await getattr(self, f"_{self.scenario}")(store, fleet)
+                fleet.stop_all()
+                await self._until(lambda: not fleet.live, self.now() + self.bound, None)
+                tg.cancel_scope.cancel()
+            await self._final_checks(store, fleet)
+            events = await store.events()
+            rollouts = list(reversed(await store.rollouts(limit=None)))
+        finally:
+            await store.close()
+        origin = self.clock.origin
+        return TrialOutcome(
+            seed=self.seed,
+            scenario=self.scenario,
+            faults=self.faults,
+            struck=self.struck,
+            violations=tuple(self.violations),
+            rollouts=tuple(f"{r.kind}:{r.status}" for r in rollouts),
+            restarts=len(fleet.everyone) - self.config.occurrences,
+            simulated_seconds=round(self.now(), 1),
+            trail=tuple(
+                f"{e.event_id} {e.at - origin:.3f} {e.kind} {e.occurrence_id} {e.wave} "
+                f"{sorted(e.details.items())}"
+                for e in events
+            ),
+        )
+
+    # -- the operator ---------------------------------------------------------------
+
+    async def _lifecycle(self, store: Store, fleet: SimulatedFleet) -> None:
+        if await self._woken(store, fleet) is None:
+            return
+        since = self.now()
+        await store.request_shutdown("simulated maintenance window", requested_by="explore")
+        shutdown = await self._finished(store, LifecycleKind.SHUTDOWN, since)
+        if shutdown is not None:
+            fleet.closing = True  # the fleet is gone: a supervisor starts nothing again
+
+    async def _reject(self, store: Store, fleet: SimulatedFleet) -> None:
+        if await self._woken(store, fleet) is None:
+            return
+        since = self.now()
+        await store.request_shutdown("simulated maintenance window", requested_by="explore")
+        if await self._finished(store, LifecycleKind.SHUTDOWN, since) is not None:
+            await self.clock.sleep(self.settings.lease_ttl)  # long enough to act, if it would
+            self.violations += left_without_shutdown(await store.events())
+
+    async def _emergency(self, store: Store, fleet: SimulatedFleet) -> None:
+        if await self._woken(store, fleet) is None:
+            return
+        await store.request_shutdown("simulated maintenance window", requested_by="explore")
+
+        async def first_wave() -> bool:
+            found = await store.rollouts(kind=LifecycleKind.SHUTDOWN, limit=1)
+            return bool(found) and (
+                found[0].status.is_finished or found[0].waves[0].signalled_at is not None
+            )
+
+        await self._until_async(first_wave, self.now() + self.bound, "the shutdown's first wave")
+        order = new_command(
+            "simulated emergency", (), now=self.clock.now(), audience=self.settings.fleet_id
+        )
+        signed = sign(order, self.key)
+        verify = make_verifier(self.settings)
+        await store.submit_emergency(signed, issued_by="explore", verify=verify)
+        fleet.closing = True
+        replay = await store.submit_emergency(signed, issued_by="replay", verify=verify)
+        if replay.status is CommandStatus.ACCEPTED:
+            self.problem("a replayed emergency command was accepted")
+        await self._until(
+            lambda: not fleet.live,
+            self.now() + 3 * self.settings.member_ttl,
+            "every occurrence acknowledging the emergency stop",
+        )
+
+    async def _woken(self, store: Store, fleet: SimulatedFleet) -> RolloutRecord | None:
+        wakeup = await self._finished(store, LifecycleKind.WAKEUP, 0.0)
+        if wakeup is not None:
+            serving = (OccurrenceState.WORK, OccurrenceState.FAILED)
+            await self._until(
+                lambda: all(r.state in serving for r in fleet.live),
+                max(self.now(), faults_end(self.faults)) + self.bound,
+                "every occurrence serving after the wakeup",
+            )
+        return wakeup
+
+    async def _finished(
+        self, store: Store, kind: LifecycleKind, since: float
+    ) -> RolloutRecord | None:
+        """The rollout of ``kind``, once finished; None (a liveness violation) if it did
+        not finish within the bound of the faults' end or ``since``."""
+        deadline = max(since, faults_end(self.faults)) + self.bound
+        found: list[RolloutRecord] = []
+
+        async def finished() -> bool:
+            found[:] = await store.rollouts(kind=kind, limit=1)
+            return bool(found) and found[0].status.is_finished
+
+        if await self._until_async(finished, deadline, f"the {kind} rollout finishing"):
+            return found[0]
+        return None
+
+    async def _until(self, done: Callable[[], bool], deadline: float, what: str | None) -> bool:
+        async def check() -> bool:
+            return done()
+
+        return await self._until_async(check, deadline, what)
+
+    async def _until_async(
+        self, done: Callable[[], Any], deadline: float, what: str | None
+    ) -> bool:
+        while not await done():
+            if self.now() > deadline:
+                if what is not None:
+                    self.problem(
+                        f"liveness: no {what} by {deadline:.0f} s (faults over at "
+                        f"{faults_end(self.faults):.0f} s, bound {self.bound:.0f} s)"
+                    )
+                return False
+            await self.clock.sleep(STEP)
+        return True
+
+    # -- faults and checks ----------------------------------------------------------------
+
+    async def _strike(self, fleet: SimulatedFleet) -> None:
+        for fault in self.faults:
+            await self.clock.sleep(fault.at - self.now())
+            if await fleet.strike(fault):
+                self.struck += 1
+
+    async def _watch(self, store: Store) -> None:
+        while True:
+            await self.clock.sleep(CHECK_EVERY)
+            for text in await fleet_violations(store):
+                self.problem(f"at {self.now():.0f} s: {text}")
+
+    async def _final_checks(self, store: Store, fleet: SimulatedFleet) -> None:
+        events = await store.events()
+        found = await fleet_violations(store)
+        found += await capacity_violations(store)
+        found += claims_after_decision(events)
+        faulted = {
+            i.runtime.incarnation_id or ""
+            for i in fleet.everyone
+            if i.faults.killed or id(i) in fleet.faulted
+        }
+        found += healthy_holders_taken_over(events, faulted)
+        found += replays_accepted(await store.commands(limit=None))
+        found += acted_after_stop(events)
+        for exit in fleet.exits:
+            if exit.error is None:
+                continue
+            if isinstance(exit.error, Superseded) and exit.faulted:
+                continue  # declared dead while paused or cut off: it must stop, and did
+            found.append(f"{exit.occurrence} crashed at {exit.at:.0f} s: {exit.error!r}")
+        for text in found:
+            self.problem(text)

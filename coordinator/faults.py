@@ -1,0 +1,136 @@
+"""The faults of a simulated run, drawn from its seed: a pure plan, applied by
+``fault_injection``.
+
+Each fault names when it strikes (simulated seconds from the start), which occurrence
+(by its number), and for how long. Every kind stands for something a real fleet meets:
+
+- ``crash``: the process dies without cleanup (kill -9); after ``duration`` it is started
+  again, as a new incarnation.
+- ``pause``: the process is frozen (SIGSTOP) for ``duration``, longer than its leases, and
+  then goes on with what it read before (SIGCONT).
+- ``transient``: one statement fails with one of the error classes a retry may cure (a
+  busy file, a full disk, a dropped connection, a reset socket).
+- ``partition``: every statement fails for ``duration`` (the network to the database is cut).
+- ``skew``: the occurrence's clock runs ``duration`` seconds ahead from then on.
+- ``slow_commit``: one transaction holds its connection ``duration`` seconds before it commits.
+- ``engine_refuse``: the decision engine raises on its next call.
+- ``engine_hang``: the decision engine's next call never answers.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FaultKind(StrEnum):
+    CRASH = "crash"
+    PAUSE = "pause"
+    TRANSIENT = "transient"
+    PARTITION = "partition"
+    SKEW = "skew"
+    SLOW_COMMIT = "slow_commit"
+    ENGINE_REFUSE = "engine_refuse"
+    ENGINE_HANG = "engine_hang"
+
+
+ALL_FAULTS = tuple(FaultKind)
+
+TRANSIENT_ERRORS = ("locked", "disk_full", "io_error", "connection_dropped", "socket_reset")
+"""The transient error classes a ``transient`` fault raises (``fault_injection`` makes
+each the way the driver raises it)."""
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """Where faults may fall, and how many: ``count`` faults from ``start`` to ``end``."""
+
+    start: float = 0.5
+    end: float = 35.0
+    """A lifecycle of the explorer's timings takes about 30 simulated seconds unharmed:
+    faults fall on its decisions and on its waves."""
+    count: int = 4
+    pause: tuple[float, float] = (5.0, 45.0)
+    """From shorter than a lease (15 s) to beyond a member's TTL (30 s)."""
+    downtime: tuple[float, float] = (1.0, 20.0)
+    partition: tuple[float, float] = (2.0, 30.0)
+    skew: tuple[float, float] = (0.5, 10.0)
+    slow_commit: tuple[float, float] = (0.05, 3.0)
+
+
+@dataclass(frozen=True, order=True)
+class Fault:
+    at: float
+    occurrence: int
+    """Which occurrence, by its number (``occurrence-<n>``)."""
+    kind: FaultKind
+    duration: float = 0.0
+    error: str = ""
+    """For ``transient``: which of ``TRANSIENT_ERRORS``."""
+
+    def describe(self) -> str:
+        what = f"{self.kind} occurrence-{self.occurrence} at {self.at:.1f} s"
+        if self.error:
+            what += f" ({self.error})"
+        if self.duration:
+            what += f" for {self.duration:.1f} s"
+        return what
+
+    @property
+    def ends(self) -> float:
+        """When the fault is over (a skew never is: it stays, and counts as at once)."""
+        if self.kind in (FaultKind.CRASH, FaultKind.PAUSE, FaultKind.PARTITION):
+            return self.at + self.duration
+        return self.at
+
+
+def parse_kinds(text: str) -> tuple[FaultKind, ...]:
+    """``--faults crash,pause`` (or ``all``, or ``none``) as fault kinds."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return ALL_FAULTS
+    if names == ["none"]:
+        return ()
+    known = {k.value: k for k in FaultKind}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown fault {', '.join(unknown)} (choose from all, none, {', '.join(known)})"
+        )
+    return tuple(dict.fromkeys(known[n] for n in names))
+
+
+def draw_faults(
+    seed: int, occurrences: int, kinds: tuple[FaultKind, ...], window: FaultWindow
+) -> tuple[Fault, ...]:
+    """The faults of ``seed``, in time order. Its own stream of the seed: the faults of a
+    seed stay the same whatever the schedule draws."""
+    if not kinds or window.count <= 0:
+        return ()
+    draw = random.Random(f"faults-{seed}")
+    faults = []
+    for _ in range(draw.randint(1, window.count)):
+        kind = draw.choice(kinds)
+        at = round(draw.uniform(window.start, window.end), 3)
+        target = draw.randint(1, occurrences)
+        duration, error = 0.0, ""
+        if kind is FaultKind.CRASH:
+            duration = draw.uniform(*window.downtime)
+        elif kind is FaultKind.PAUSE:
+            duration = draw.uniform(*window.pause)
+        elif kind is FaultKind.PARTITION:
+            duration = draw.uniform(*window.partition)
+        elif kind is FaultKind.SKEW:
+            duration = draw.uniform(*window.skew)
+        elif kind is FaultKind.SLOW_COMMIT:
+            duration = draw.uniform(*window.slow_commit)
+        elif kind is FaultKind.TRANSIENT:
+            error = draw.choice(TRANSIENT_ERRORS)
+        faults.append(Fault(at, target, kind, round(duration, 3), error))
+    return tuple(sorted(faults))
+
+
+def faults_end(faults: tuple[Fault, ...]) -> float:
+    """When the last fault is over (0 without faults)."""
+    return max((f.ends for f in faults), default=0.0)

@@ -1,0 +1,174 @@
+"""The simulated fleet: N occurrences of the real runtime in one process, each incarnation
+with its own Store, clock and engine seams (``fault_injection``), started, killed and
+started again as a supervisor would.
+
+An incarnation ends in one of three ways, and the fleet keeps each: it left the fleet (a
+coordinated shutdown, an emergency stop), it was killed by a fault, or it crashed on its
+own. A supervisor starts a killed or crashed occurrence again, as a new incarnation,
+unless the fleet is done (``closing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from coordinator.engine import DecisionEngine
+from coordinator.fault_injection import (
+    FaultyEngine,
+    OccurrenceClock,
+    OccurrenceFaults,
+    SimulatedStore,
+)
+from coordinator.faults import Fault, FaultKind
+from coordinator.hooks import LifecycleHooks
+from coordinator.runtime import OccurrenceRuntime
+from coordinator.virtual_time import VirtualClock
+from persistence import Store
+from persistence.backends import Backend
+from schemas import load_settings
+
+RESTART_AFTER_CRASH = 1.0  # seconds a supervisor waits before starting a crashed process
+
+
+@dataclass
+class Incarnation:
+    number: int
+    runtime: OccurrenceRuntime
+    faults: OccurrenceFaults
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How an incarnation ended (``error`` None: it left the fleet or was killed)."""
+
+    occurrence: str
+    incarnation: str | None
+    at: float
+    killed: bool
+    error: BaseException | None
+    faulted: bool
+    """Some fault other than a crash struck this incarnation (a pause, a partition...)."""
+
+
+class SimulatedFleet:
+    def __init__(
+        self,
+        tg: TaskGroup,
+        observer: Store,
+        backend: Backend,
+        clock: VirtualClock,
+        engine: DecisionEngine,
+        hooks: LifecycleHooks,
+        settings: Mapping[str, Any],
+    ) -> None:
+        self._tg = tg
+        self._observer = observer
+        self._backend = backend
+        self._clock = clock
+        self._engine = engine
+        self._hooks = hooks
+        self._settings = settings
+        self.current: dict[int, Incarnation] = {}
+        self.everyone: list[Incarnation] = []
+        self.exits: list[Exit] = []
+        self.closing = False
+        """Set once the fleet's run is over: nothing is started again after it."""
+        self.faulted: set[int] = set()
+        """``id()`` of every incarnation a fault other than a crash struck."""
+
+    def start(self, number: int) -> None:
+        faults = OccurrenceFaults(self._clock)
+        clock = OccurrenceClock(self._clock, faults)
+        store = SimulatedStore(self._observer.engine, clock.now, self._backend)
+        store.faults = faults
+        settings = load_settings(**{**self._settings, "occurrence_id": f"occurrence-{number}"})
+        runtime = OccurrenceRuntime(
+            settings,
+            engine=FaultyEngine(self._engine, faults),
+            hooks=self._hooks,
+            clock=clock,
+            store=store,
+        )
+        incarnation = Incarnation(number, runtime, faults)
+        self.current[number] = incarnation
+        self.everyone.append(incarnation)
+        self._tg.start_soon(self._run, incarnation)
+
+    async def _run(self, incarnation: Incarnation) -> None:
+        with incarnation.scope:
+            await incarnation.runtime.run()
+        incarnation.ended = True
+        runtime, faults = incarnation.runtime, incarnation.faults
+        error = None if faults.killed else runtime.error
+        self.exits.append(
+            Exit(
+                runtime.occurrence_id,
+                runtime.incarnation_id,
+                self._clock.now() - self._clock.origin,
+                faults.killed,
+                error,
+                id(incarnation) in self.faulted,
+            )
+        )
+        if error is not None and not self.closing:
+            await self._clock.sleep(RESTART_AFTER_CRASH)
+            self._restart(incarnation.number)
+
+    def _restart(self, number: int) -> None:
+        if not self.closing:
+            self.start(number)
+
+    @property
+    def live(self) -> list[OccurrenceRuntime]:
+        """The runtimes of the incarnations running now."""
+        return [i.runtime for i in self.current.values() if not i.ended]
+
+    def stop_all(self) -> None:
+        self.closing = True
+        for incarnation in self.current.values():
+            incarnation.runtime.stop()
+
+    async def strike(self, fault: Fault) -> bool:
+        """Apply ``fault`` to the occurrence's current incarnation; False if none runs."""
+        incarnation = self.current.get(fault.occurrence)
+        if incarnation is None or incarnation.ended or self.closing:
+            return False
+        faults = incarnation.faults
+        kind = fault.kind
+        if kind is not FaultKind.CRASH:
+            self.faulted.add(id(incarnation))
+        if kind is FaultKind.CRASH:
+            faults.kill()
+            incarnation.scope.cancel()
+            self._tg.start_soon(self._restart_after, fault.occurrence, fault.duration)
+        elif kind is FaultKind.PAUSE:
+            faults.pause()
+            self._tg.start_soon(self._resume_after, faults, fault.duration)
+        elif kind is FaultKind.PARTITION:
+            faults.partitioned_until = self._clock.now() + fault.duration
+        elif kind is FaultKind.SKEW:
+            faults.skew += fault.duration
+        elif kind is FaultKind.SLOW_COMMIT:
+            faults.slow_commits.append(fault.duration)
+        elif kind is FaultKind.TRANSIENT:
+            faults.errors.append(fault.error)
+        elif kind is FaultKind.ENGINE_REFUSE:
+            faults.engine_faults.append("refuse")
+        elif kind is FaultKind.ENGINE_HANG:
+            faults.engine_faults.append("hang")
+        return True
+
+    async def _restart_after(self, number: int, downtime: float) -> None:
+        await self._clock.sleep(downtime)
+        self._restart(number)
+
+    async def _resume_after(self, faults: OccurrenceFaults, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+        faults.resume()
