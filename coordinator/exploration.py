@@ -34,10 +34,12 @@ from coordinator.signing import new_command, public_key_text, sign
 from coordinator.sim_fleet import SimulatedFleet
 from coordinator.trial_checks import (
     acted_after_stop,
+    acted_unsignalled,
     claims_after_decision,
     healthy_holders_taken_over,
     left_without_shutdown,
     replays_accepted,
+    slow_decisions,
 )
 from coordinator.virtual_time import VirtualClock
 from persistence import Store
@@ -59,12 +61,15 @@ STEP = 1.0  # simulated seconds between the operator's looks at the fleet
 EXPLORE_TIMINGS: Mapping[str, Any] = {
     "explorer_soak": 5.0,
     "early_adopter_soak": 5.0,
-    "discovery_grace": 10.0,
+    "discovery_grace": 40.0,
     "health_timeout": 60.0,
     "health_poll": 2.0,
 }
 """Shorter soaks and gates than production (more lifecycles per second of CPU); the poll,
-heartbeat, member TTL and lease stay the defaults, so every race they bound is the real one."""
+heartbeat, member TTL and lease stay the defaults, so every race they bound is the real one.
+Discovery's grace is longer than a member's TTL, so a discovery that wrongly starts again
+on a takeover is told apart from a decider waiting for members it cannot judge yet; a
+fleet that starts whole never waits for it."""
 
 
 def liveness_bound(settings: Settings) -> float:
@@ -329,6 +334,21 @@ class _Trial:
             if i.faults.killed or id(i) in fleet.faulted
         }
         found += healthy_holders_taken_over(events, faulted)
+        found += acted_unsignalled(events)
+        if not any(f.kind is FaultKind.SKEW for f in self.faults):  # times from one clock
+            created = {}
+            for task_id in {e.task_id for e in events if e.task_id}:
+                task = await store.task(task_id)
+                if task is not None:
+                    created[task_id] = task.created_at
+            found += slow_decisions(
+                events,
+                created,
+                grace=self.settings.discovery_grace,
+                member_ttl=self.settings.member_ttl,
+                slack=3 * self.settings.poll_interval,
+                faulted=faulted,
+            )
         found += replays_accepted(await store.commands(limit=None))
         found += acted_after_stop(events)
         for exit in fleet.exits:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.exc import OperationalError
@@ -61,6 +61,8 @@ class OccurrenceFaults:
     slow_commits: list[float] = field(default_factory=list)
     engine_faults: list[str] = field(default_factory=list)
     """``refuse`` or ``hang`` for the engine's next calls."""
+    pause_after_read: float = 0.0
+    """Freeze for this long once the next read returns (0: no such pause pending)."""
 
     async def running(self) -> None:
         """Return once the process runs (at once unless paused). A killed one is being
@@ -76,6 +78,14 @@ class OccurrenceFaults:
     def pause(self) -> None:
         if self.resumed is None:
             self.resumed = anyio.Event()
+
+    async def pause_for(self, seconds: float) -> None:
+        """Freeze now, and thaw after ``seconds`` (of the fleet's time)."""
+        self.pause()
+        resumed = self.resumed
+        await self.clock.sleep(seconds)
+        if self.resumed is resumed:
+            self.resume()
 
     def resume(self) -> None:
         resumed, self.resumed = self.resumed, None
@@ -114,7 +124,11 @@ class SimulatedStore(Store):
     faults: OccurrenceFaults
 
     async def _attempt(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], write: bool, deadline: float
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        write: bool,
+        deadline: float,
+        *rest: Any,
     ) -> T:
         faults = self.faults
         await faults.running()
@@ -133,8 +147,11 @@ class SimulatedStore(Store):
                 await anyio.sleep(delay)  # holds the connection: every other writer waits
                 return result
 
-        result = await super()._attempt(work, write, deadline)
-        await faults.running()  # frozen right after the answer came: it acts on it later
+        result = await super()._attempt(work, write, deadline, *rest)
+        if not write and faults.pause_after_read:
+            seconds, faults.pause_after_read = faults.pause_after_read, 0.0
+            await faults.pause_for(seconds)  # frozen as the answer came: it acts on it later
+        await faults.running()
         return result
 
 

@@ -1,13 +1,16 @@
 """The faults of a simulated run, drawn from its seed: a pure plan, applied by
 ``fault_injection``.
 
-Each fault names when it strikes (simulated seconds from the start), which occurrence
-(by its number), and for how long. Every kind stands for something a real fleet meets:
+Each fault names when it strikes (simulated seconds from the start), which occurrence (by
+its number, or by its role: whoever holds a task's claim or a rollout's driver lease
+then, where the faults that matter fall), and for how long. Every kind stands for
+something a real fleet meets:
 
 - ``crash``: the process dies without cleanup (kill -9); after ``duration`` it is started
   again, as a new incarnation.
-- ``pause``: the process is frozen (SIGSTOP) for ``duration``, longer than its leases, and
-  then goes on with what it read before (SIGCONT).
+- ``pause``: the process is frozen (SIGSTOP) for ``duration``, often longer than its
+  leases, and then goes on with what it read before (SIGCONT); at once, or (``after_read``)
+  the moment its next read returns, the worst moment: it then acts on what it read.
 - ``transient``: one statement fails with one of the error classes a retry may cure (a
   busy file, a full disk, a dropped connection, a reset socket).
 - ``partition``: every statement fails for ``duration`` (the network to the database is cut).
@@ -42,6 +45,11 @@ TRANSIENT_ERRORS = ("locked", "disk_full", "io_error", "connection_dropped", "so
 each the way the driver raises it)."""
 
 
+ROLES = ("claimer", "driver")
+ROLE_SHARE = 0.5
+"""The share of faults aimed at a lease holder rather than at an occurrence by number."""
+
+
 @dataclass(frozen=True)
 class FaultWindow:
     """Where faults may fall, and how many: ``count`` faults from ``start`` to ``end``."""
@@ -68,9 +76,21 @@ class Fault:
     duration: float = 0.0
     error: str = ""
     """For ``transient``: which of ``TRANSIENT_ERRORS``."""
+    role: str = ""
+    """``claimer`` or ``driver``: strike whoever holds that lease when the fault falls
+    (``occurrence`` if nobody does)."""
+    after_read: bool = False
+    """For ``pause``: freeze when the next read returns, not at once."""
 
     def describe(self) -> str:
-        what = f"{self.kind} occurrence-{self.occurrence} at {self.at:.1f} s"
+        who = (
+            f"the {self.role} (else occurrence-{self.occurrence})"
+            if self.role
+            else (f"occurrence-{self.occurrence}")
+        )
+        what = f"{self.kind} {who} at {self.at:.1f} s"
+        if self.after_read:
+            what += " after its next read"
         if self.error:
             what += f" ({self.error})"
         if self.duration:
@@ -127,7 +147,9 @@ def draw_faults(
             duration = draw.uniform(*window.slow_commit)
         elif kind is FaultKind.TRANSIENT:
             error = draw.choice(TRANSIENT_ERRORS)
-        faults.append(Fault(at, target, kind, round(duration, 3), error))
+        role = draw.choice(ROLES) if draw.random() < ROLE_SHARE else ""
+        after_read = kind is FaultKind.PAUSE and draw.random() < 0.5
+        faults.append(Fault(at, target, kind, round(duration, 3), error, role, after_read))
     return tuple(sorted(faults))
 
 

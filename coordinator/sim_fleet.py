@@ -30,9 +30,11 @@ from coordinator.runtime import OccurrenceRuntime
 from coordinator.virtual_time import VirtualClock
 from persistence import Store
 from persistence.backends import Backend
-from schemas import load_settings
+from schemas import TaskStatus, load_settings
 
 RESTART_AFTER_CRASH = 1.0  # seconds a supervisor waits before starting a crashed process
+OCCURRENCE_PREFIX = "occurrence-"
+DECISION_WINDOW = 86_400.0  # the default: what the fleet's own views judge by
 
 
 @dataclass
@@ -88,7 +90,11 @@ class SimulatedFleet:
         clock = OccurrenceClock(self._clock, faults)
         store = SimulatedStore(self._observer.engine, clock.now, self._backend)
         store.faults = faults
-        settings = load_settings(**{**self._settings, "occurrence_id": f"occurrence-{number}"})
+        if hasattr(store, "commits"):  # one count of commits per database, as the engine is
+            store.commits = self._observer.commits
+        settings = load_settings(
+            **{**self._settings, "occurrence_id": f"{OCCURRENCE_PREFIX}{number}"}
+        )
         runtime = OccurrenceRuntime(
             settings,
             engine=FaultyEngine(self._engine, faults),
@@ -136,8 +142,10 @@ class SimulatedFleet:
             incarnation.runtime.stop()
 
     async def strike(self, fault: Fault) -> bool:
-        """Apply ``fault`` to the occurrence's current incarnation; False if none runs."""
-        incarnation = self.current.get(fault.occurrence)
+        """Apply ``fault`` to the occurrence's current incarnation (or to the holder of
+        its role's lease now); False if none runs."""
+        number = await self._holder(fault.role) if fault.role else None
+        incarnation = self.current.get(number or fault.occurrence)
         if incarnation is None or incarnation.ended or self.closing:
             return False
         faults = incarnation.faults
@@ -148,9 +156,10 @@ class SimulatedFleet:
             faults.kill()
             incarnation.scope.cancel()
             self._tg.start_soon(self._restart_after, fault.occurrence, fault.duration)
+        elif kind is FaultKind.PAUSE and fault.after_read:
+            faults.pause_after_read = fault.duration
         elif kind is FaultKind.PAUSE:
-            faults.pause()
-            self._tg.start_soon(self._resume_after, faults, fault.duration)
+            self._tg.start_soon(faults.pause_for, fault.duration)
         elif kind is FaultKind.PARTITION:
             faults.partitioned_until = self._clock.now() + fault.duration
         elif kind is FaultKind.SKEW:
@@ -169,6 +178,15 @@ class SimulatedFleet:
         await self._clock.sleep(downtime)
         self._restart(number)
 
-    async def _resume_after(self, faults: OccurrenceFaults, seconds: float) -> None:
-        await self._clock.sleep(seconds)
-        faults.resume()
+    async def _holder(self, role: str) -> int | None:
+        """The number of the occurrence holding a task's claim (``claimer``) or a running
+        rollout's driver lease (``driver``) now, if any does."""
+        view = await self._observer.fleet_view(DECISION_WINDOW)
+        if role == "claimer":
+            holders = [t.claimed_by for t in view.open_tasks if t.status is TaskStatus.ACTIVE]
+        else:
+            holders = [r.driver_id for r in view.running if r.driver_id]
+        for holder in holders:
+            if holder and holder.startswith(OCCURRENCE_PREFIX):
+                return int(holder.removeprefix(OCCURRENCE_PREFIX))
+        return None

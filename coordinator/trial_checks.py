@@ -9,7 +9,7 @@ clock.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from schemas import CommandKind, CommandRecord, CommandStatus, EventKind, EventRecord
 
@@ -106,3 +106,58 @@ def left_without_shutdown(events: Sequence[EventRecord]) -> list[str]:
         for e in events
         if e.kind == EventKind.OCCURRENCE_STATE_CHANGED and e.details.get("to") in _LEAVING
     ]
+
+
+def acted_unsignalled(events: Sequence[EventRecord]) -> list[str]:
+    """A member acts for a wave only once a signal to the wave named it (a late joiner is
+    named by the signal that follows its join, never skipped by one computed before)."""
+    named: dict[tuple[str, str], set[str]] = {}
+    found = []
+    for e in events:
+        key = (e.rollout_id or "", str(e.wave))
+        if e.kind == EventKind.WAVE_SIGNALLED:
+            named.setdefault(key, set()).update(e.details.get("members", ()))
+        elif (
+            e.kind == EventKind.OCCURRENCE_STATE_CHANGED
+            and e.wave is not None
+            and e.occurrence_id not in named.get(key, set())
+        ):
+            found.append(f"{e.occurrence_id} acted for {e.wave} of {e.rollout_id} unnamed")
+    return found
+
+
+def slow_decisions(
+    events: Sequence[EventRecord],
+    created: Mapping[str, float],
+    *,
+    grace: float,
+    member_ttl: float,
+    slack: float,
+    faulted: set[str],
+) -> list[str]:
+    """A claimer no fault struck decides by the later of the end of discovery (``grace``
+    from the task's creation, however often the task changed hands) and one member TTL
+    from its claim (members it cannot judge yet), give or take ``slack``. ``faulted``:
+    incarnation ids to leave out (a frozen decider is late by the freeze)."""
+    incarnation_of: dict[str, str] = {}
+    claims: dict[str, tuple[str, float]] = {}
+    found = []
+    for e in events:
+        who, task = e.occurrence_id or "", e.task_id or ""
+        if e.kind == EventKind.OCCURRENCE_REGISTERED:
+            incarnation_of[who] = str(e.details.get("incarnation_id"))
+        elif e.kind == EventKind.TASK_CLAIMED:
+            claims[task] = (who, e.at)
+        elif e.kind == EventKind.TASK_RELEASED:
+            claims.pop(task, None)
+        elif e.kind == EventKind.DECISION_MADE and task in claims and task in created:
+            holder, claimed_at = claims.pop(task)
+            if holder != who or incarnation_of.get(who) in faulted:
+                continue
+            due = max(created[task] + grace, claimed_at + member_ttl) + slack
+            if e.at > due:
+                found.append(
+                    f"{who} decided {task} {e.at - due:.1f} s after discovery had to end "
+                    f"(claimed {claimed_at - created[task]:.1f} s after the task opened)"
+                )
+    return found
