@@ -1,6 +1,7 @@
 """The emergency loop: look for emergency commands when one was written (NOTIFY on
 PostgreSQL, a wake file on SQLite) and at least every poll interval of the injected
-clock, and answer each once. Separate from the poll loop so a slow poll or a busy action
+clock (where the Store is the sole writer, only if it committed a command since), and
+answer each once. Separate from the poll loop so a slow poll or a busy action
 never delays a stop."""
 
 from __future__ import annotations
@@ -57,19 +58,28 @@ class EmergencyLoop:
         poll_interval = member.settings.poll_interval * seconds_per_wall_second(clock)
         answered: set[str] = set()
         check_at = clock.now()
+        store = member.store
+        checked: int | None = None
+        """``store.commits.emergency`` before the last check that answered."""
         while not member.winding_down:
             changes, self._changes = self._changes, frozenset()
             if Change.EMERGENCY in changes or clock.now() >= check_at:
                 check_at = clock.now() + poll_interval
+                # The sole writer knows whether a command was written since: if none
+                # was, the check would read what it read last time.
+                unchanged = store.sole_writer and checked == store.commits.emergency
                 try:
-                    found = await member.store.emergency_commands_since(member.me.started_at)
-                    for record, replayed in found:
-                        if record.command_id not in answered:
-                            await self._answer(record, replayed)
-                            answered.add(record.command_id)
-                            if member.winding_down:
-                                return
+                    if Change.EMERGENCY in changes or not unchanged:
+                        checked = store.commits.emergency  # before: none is missed
+                        found = await store.emergency_commands_since(member.me.started_at)
+                        for record, replayed in found:
+                            if record.command_id not in answered:
+                                await self._answer(record, replayed)
+                                answered.add(record.command_id)
+                                if member.winding_down:
+                                    return
                 except DatabaseUnavailable as exc:
+                    checked = None
                     member.log.warning("emergency_check_failed", error=str(exc))
             if Change.FLEET in changes:
                 self._fleet_changed()

@@ -88,14 +88,17 @@ class MemberActions:
         record it, and a rollout nobody finishes would show ``running`` forever. Even a
         lease held by another is no reason to go: that holder may be dying."""
         member = self._member
+        store = member.store
+        checked: int | None = None  # ``store.commits.fleet`` before the last read
         while not member.winding_down:
-            view = await member.persist(
-                "result check",
-                lambda: member.store.fleet_view(member.settings.decision_window),
-            )
-            current = next((r for r in view.running if r.rollout_id == rollout_id), None)
-            if current is None or current.status is not RolloutStatus.RUNNING:
-                return  # recorded, or held by an operator: theirs to finish
+            # The rollout alone, not the fleet: a whole last wave waits here at once. Where
+            # the Store is the sole writer, read again only once something was committed.
+            if not (store.sole_writer and checked == store.commits.fleet):
+                before = store.commits.fleet
+                current = await member.persist("result check", lambda: store.rollout(rollout_id))
+                checked = before
+                if current.status is not RolloutStatus.RUNNING:
+                    return  # recorded, or held by an operator: theirs to finish
             self._poll_now()  # the poll loop drives it
             await member.clock.sleep(member.settings.poll_interval)
 

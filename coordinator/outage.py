@@ -16,6 +16,11 @@ class OutageWatch:
         self._occurrence_id = occurrence_id
         self._outage: Degraded | None = None
 
+    @property
+    def ongoing(self) -> bool:
+        """A call failed and none has answered since."""
+        return self._outage is not None or self._store.degraded is not None
+
     def failed(self) -> None:
         self._outage = self._outage or self._store.degraded
 

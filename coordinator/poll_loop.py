@@ -1,5 +1,6 @@
 """The poll loop: every ``poll_interval`` of the injected clock (or at once when poked),
-read one snapshot of the fleet (shared with the decider), advance any rollout this
+read one snapshot of the fleet (shared with the decider; not read again while nothing
+could have changed it, see ``fleet_views``), advance any rollout this
 occurrence drives, then take the member's next action. Actions (user code, maybe slow)
 run beside the loop, one at a time, never inside it, so driving goes on."""
 
@@ -45,12 +46,16 @@ class PollLoop:
         member = self._member
         while not member.winding_down:
             try:
-                view = await member.store.fleet_view(member.settings.decision_window)
-                await self._outage.answered()
+                # Nothing new to read (see ``fleet_views``): no read, the same decisions.
+                view = None if self._outage.ongoing else self._views.reusable(member.store.now())
+                if view is None:
+                    view = await self._views.read()
+                    await self._outage.answered()
                 self._views.publish(view)
                 await self._tick(view)
             except DatabaseUnavailable as exc:
                 # Keep serving in the current state; decide nothing until it answers.
+                self._views.forget()
                 self._outage.failed()
                 member.log.warning("database_unavailable", error=str(exc))
             await self._nap.nap(member.settings.poll_interval)

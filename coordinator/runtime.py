@@ -229,7 +229,12 @@ class OccurrenceRuntime:
         self._log.info("occurrence_registered", pid=member.me.pid, host=member.me.host)
         self._tracker.become(registered(self._tracker.run))
         await member.set_state(OccurrenceState.WAKEUP)
-        views = FleetViews(self._poll_nap.poke)
+        views = FleetViews(
+            self._poll_nap.poke,
+            member.store,
+            decision_window=self.settings.decision_window,
+            member_ttl=self.settings.member_ttl,
+        )
         decider = Decider(
             member.store,
             self.settings,

@@ -26,13 +26,13 @@ from coordinator.emergency_report import AckReport, expected_targets
 from coordinator.engine import ScriptedEngine
 from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.report import (
-    Timeline,
     min_available_during_shutdown,
     rollout_summary,
     timeline,
 )
 from coordinator.runtime import OccurrenceRuntime
 from coordinator.signing import new_command, public_key_text, sign
+from coordinator.sim_reads import FOLLOW_INTERVAL, SimReads
 from coordinator.virtual_time import VirtualClock
 from persistence import Store
 from persistence.backends.sqlite_inline import InlineSQLiteBackend
@@ -45,6 +45,7 @@ from schemas import (
     kind_policy,
     load_settings,
 )
+from schemas.ids import validate_occurrence_id
 
 SCENARIOS = ("lifecycle", "wakeup", "shutdown", "reject", "emergency")
 DEFAULT_OCCURRENCES = 9
@@ -56,7 +57,6 @@ MAX_TIME_SCALE = 1_000.0
 """Beyond this a simulated poll interval is shorter than a real database round trip: the
 occurrences would spin instead of simulating the fleet."""
 MAX_OCCURRENCES = 500  # tasks of one process on one SQLite file
-FOLLOW_INTERVAL = 0.1  # wall seconds between reads of the audit trail while following
 SETTLE_POLLS = 200  # at 0.5 simulated seconds each
 SETTLED_AFTER_WAKEUP = (OccurrenceState.WORK, OccurrenceState.FAILED)
 
@@ -206,17 +206,19 @@ async def _run(
 ) -> AckReport | None:
     hooks = _hooks(config)
     trusted = {"trusted_keys": public_key_text(key.public_key())} if key else {}
+    base = load_settings(
+        **{
+            "agent_occurrence_count": config.occurrences,
+            **config.overrides,
+            **trusted,
+            "database_url": url,
+            "occurrence_id": "occurrence-1",
+        }
+    )
+    # Read from the environment once: only the id differs (each one valid, checked here).
     runtimes = [
         OccurrenceRuntime(
-            load_settings(
-                **{
-                    "agent_occurrence_count": config.occurrences,
-                    **config.overrides,
-                    **trusted,
-                    "database_url": url,
-                    "occurrence_id": f"occurrence-{i}",
-                }
-            ),
+            base.model_copy(update={"occurrence_id": validate_occurrence_id(f"occurrence-{i}")}),
             engine=engine,
             hooks=hooks,
             clock=clock,
@@ -238,7 +240,7 @@ async def _run(
     with anyio.fail_after(wall_limit):
         async with anyio.create_task_group() as tg:
             if on_line is not None:
-                tg.start_soon(_follow, store, clock.origin, on_line)
+                tg.start_soon(SimReads(store).follow, clock.origin, on_line)
             for runtime in runtimes:
                 await tg.start(runtime.run)
             acks = await _play(config, store, clock, runtimes, key)
@@ -257,15 +259,16 @@ async def _play(
     runtimes: list[OccurrenceRuntime],
     key: Ed25519PrivateKey | None,
 ) -> AckReport | None:
-    wakeup = await _finished_rollout(store, clock, LifecycleKind.WAKEUP)
+    reads = SimReads(store)
+    wakeup = await reads.finished_rollout(LifecycleKind.WAKEUP, clock)
     if wakeup.status is RolloutStatus.COMPLETED:
         await _settle(clock, lambda: all(r.state in SETTLED_AFTER_WAKEUP for r in runtimes))
     if config.scenario == "wakeup":
         return None
     await store.request_shutdown(config.reason, requested_by="simulate")
     if key is not None:
-        return await _emergency_stop(config, store, clock, runtimes, key)
-    shutdown = await _finished_rollout(store, clock, LifecycleKind.SHUTDOWN)
+        return await _emergency_stop(config, store, reads, clock, runtimes, key)
+    shutdown = await reads.finished_rollout(LifecycleKind.SHUTDOWN, clock)
     if shutdown.status is RolloutStatus.COMPLETED:
         # The driver leaves last, after recording the result: wait for it too.
         await _settle(
@@ -281,6 +284,7 @@ async def _play(
 async def _emergency_stop(
     config: SimulationConfig,
     store: Store,
+    reads: SimReads,
     clock: SimClock,
     runtimes: list[OccurrenceRuntime],
     key: Ed25519PrivateKey,
@@ -295,8 +299,8 @@ async def _emergency_stop(
         return wave.signalled_at is not None and all(by_id[m].stopped for m in wave.members)
 
     while True:
-        found = await store.rollouts(kind=LifecycleKind.SHUTDOWN, limit=1)
-        if found and (found[0].status.is_finished or explorer_left(found[0])):
+        found = await reads.latest_rollout(LifecycleKind.SHUTDOWN)
+        if found and (found.status.is_finished or explorer_left(found)):
             break
         await clock.sleep(0.5)
     settings = runtimes[0].settings
@@ -315,28 +319,9 @@ async def _emergency_stop(
     )
 
 
-async def _finished_rollout(store: Store, clock: SimClock, kind: LifecycleKind) -> RolloutRecord:
-    while True:
-        found = await store.rollouts(kind=kind, limit=1)
-        if found and found[0].status.is_finished:
-            return found[0]
-        await clock.sleep(0.5)
-
-
 async def _settle(clock: SimClock, done: Callable[[], bool]) -> None:
     """Wait (bounded) until every occurrence finished acting on the last signal."""
     for _ in range(SETTLE_POLLS):
         if done():
             return
         await clock.sleep(0.5)
-
-
-async def _follow(store: Store, origin: float, on_line: Callable[[str], None]) -> None:
-    after = 0
-    lines = Timeline()  # one for the whole run: it remembers each wave's members
-    while True:
-        for event in await store.events(after_id=after):
-            after = event.event_id
-            for line in lines.lines([event], origin):
-                on_line(line)
-        await anyio.sleep(FOLLOW_INTERVAL)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.commands import CommandLog, command_event, command_from_row, insert_command
@@ -53,6 +53,14 @@ def nonce_of(payload: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return nonce[:64] if isinstance(nonce, str) else None
+
+
+_EMERGENCY_SINCE = (  # every emergency check runs it: built once
+    select(commands)
+    .where(commands.c.kind == CommandKind.EMERGENCY_SHUTDOWN.value)
+    .where(commands.c.created_at >= bindparam("since"))
+    .order_by(commands.c.created_at)
+)
 
 
 class EmergencyStore(CommandLog):
@@ -155,12 +163,7 @@ class EmergencyStore(CommandLog):
         whether another command with its nonce was accepted (a replay)."""
 
         async def work(conn: AsyncConnection) -> list[tuple[CommandRecord, bool]]:
-            rows = await conn.execute(
-                select(commands)
-                .where(commands.c.kind == CommandKind.EMERGENCY_SHUTDOWN.value)
-                .where(commands.c.created_at >= since)
-                .order_by(commands.c.created_at)
-            )
+            rows = await conn.execute(_EMERGENCY_SINCE, {"since": since})
             found = [command_from_row(r) for r in rows]
             return [(record, await _nonce_used(conn, record)) for record in found]
 

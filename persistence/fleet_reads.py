@@ -23,6 +23,7 @@ class FleetReadStore(StoreBase):
                 current_wakeup=interest.wakeup_in_force(now, decision_window),
                 latest_shutdown=interest.latest_shutdown,
                 open_tasks=tuple(await open_tasks(conn)),
+                latest_wakeup=interest.latest_wakeup,
             )
 
         return await self._read(work)

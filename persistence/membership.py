@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.rows import occurrence_from_row
@@ -22,8 +22,7 @@ from schemas import (
 )
 
 
-async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
-    """The newest incarnation of every occurrence id, stopped ones included."""
+def _latest_incarnations() -> Select[Any]:
     newer = occurrences.alias("newer")
     newest = (
         ~select(newer.c.incarnation_id)
@@ -35,10 +34,21 @@ async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
         )
         .exists()
     )
-    rows = await conn.execute(
-        select(occurrences).where(newest).order_by(occurrences.c.occurrence_id)
-    )
-    return [occurrence_from_row(r) for r in rows]
+    return select(occurrences).where(newest).order_by(occurrences.c.occurrence_id)
+
+
+_LATEST_INCARNATIONS = _latest_incarnations()  # every poll runs it: built once
+_HEARTBEAT = (
+    update(occurrences)
+    .where(occurrences.c.incarnation_id == bindparam("beat_incarnation"))
+    .where(occurrences.c.stopped_at.is_(None))
+    .values(last_heartbeat_at=bindparam("beat_at"))
+)
+
+
+async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
+    """The newest incarnation of every occurrence id, stopped ones included."""
+    return [occurrence_from_row(r) for r in await conn.execute(_LATEST_INCARNATIONS)]
 
 
 def run_state_event(occurrence_id: str, state: RunState, **details: Any) -> NewEvent:
@@ -187,18 +197,14 @@ class MembershipStore(StoreBase):
         """Refresh liveness; raise ``Superseded`` if this incarnation was replaced."""
 
         async def work(conn: AsyncConnection) -> None:
-            result = await conn.execute(
-                update(occurrences)
-                .where(occurrences.c.incarnation_id == me.incarnation_id)
-                .where(occurrences.c.stopped_at.is_(None))
-                .values(last_heartbeat_at=self.now())
-            )
+            values = {"beat_incarnation": me.incarnation_id, "beat_at": self.now()}
+            result = await conn.execute(_HEARTBEAT, values)
             if result.rowcount == 0:
                 raise Superseded(
                     f"occurrence {me.occurrence_id!r} was registered again by another process"
                 )
 
-        await self._write(work)
+        await self._write(work, heartbeat=True)
 
     async def set_state(
         self,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.rows import rollout_from_row, task_from_row, wave_from_row
@@ -35,12 +35,16 @@ __all__ = [
 ]
 
 
+# The statements every poll runs are built once: building one costs more than running it.
+_WAVES_OF = select(waves).where(waves.c.rollout_id.in_(bindparam("ids", expanding=True)))
+
+
 async def load_rollouts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[RolloutRecord]:
     """Attach waves to rollout rows with one query."""
     ids = [r.rollout_id for r in rows]
     by_rollout: dict[str, list[WaveRecord]] = defaultdict(list)
     if ids:
-        for w in await conn.execute(select(waves).where(waves.c.rollout_id.in_(ids))):
+        for w in await conn.execute(_WAVES_OF, {"ids": ids}):
             by_rollout[w.rollout_id].append(wave_from_row(w))
     return [rollout_from_row(r, by_rollout[r.rollout_id]) for r in rows]
 
@@ -78,21 +82,24 @@ class RolloutsOfInterest:
 IN_PROGRESS_STATUSES = (RolloutStatus.RUNNING.value, RolloutStatus.PAUSED.value)
 
 
-async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
-    """Rollouts in progress (running or paused), the newest wakeup and the newest
-    accepted shutdown, in two queries."""
+def _of_interest() -> Any:
     wakeup_id = _latest(LifecycleKind.WAKEUP)
     shutdown_id = _latest(LifecycleKind.SHUTDOWN, accepted=True)
     query = select(rollouts, wakeup_id.label("latest_wakeup"), shutdown_id.label("latest_shutdown"))
-    rows = (
-        await conn.execute(
-            query.where(
-                rollouts.c.status.in_(IN_PROGRESS_STATUSES)
-                | (rollouts.c.rollout_id == wakeup_id)
-                | (rollouts.c.rollout_id == shutdown_id)
-            )
-        )
-    ).all()
+    return query.where(
+        rollouts.c.status.in_(IN_PROGRESS_STATUSES)
+        | (rollouts.c.rollout_id == wakeup_id)
+        | (rollouts.c.rollout_id == shutdown_id)
+    )
+
+
+_OF_INTEREST = _of_interest()
+
+
+async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
+    """Rollouts in progress (running or paused), the newest wakeup and the newest
+    accepted shutdown, in two queries."""
+    rows = (await conn.execute(_OF_INTEREST)).all()
     found = {r.rollout_id: r for r in await load_rollouts(conn, rows)}
     marks = rows[0] if rows else None
     return RolloutsOfInterest(
@@ -102,10 +109,12 @@ async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
     )
 
 
+_OPEN_TASKS = (
+    select(tasks)
+    .where(tasks.c.agent_occurrence_id == SHARED_OCCURRENCE_ID)
+    .where(tasks.c.status.in_([s.value for s in OPEN_TASK_STATUSES]))
+)
+
+
 async def open_tasks(conn: AsyncConnection) -> list[SharedTask]:
-    rows = await conn.execute(
-        select(tasks)
-        .where(tasks.c.agent_occurrence_id == SHARED_OCCURRENCE_ID)
-        .where(tasks.c.status.in_([s.value for s in OPEN_TASK_STATUSES]))
-    )
-    return [task_from_row(r) for r in rows]
+    return [task_from_row(r) for r in await conn.execute(_OPEN_TASKS)]

@@ -28,8 +28,21 @@ def task_from_row(row: Row[Any]) -> SharedTask:
     return SharedTask.model_validate(dict(row._mapping))
 
 
+_DECODED: dict[tuple[tuple[str, ...], tuple[Any, ...]], OccurrenceRecord] = {}
+"""Member rows decoded before, by their names and values. Every poll reads every member,
+and most rows have not changed since the last poll: the record of an identical row is
+the same (records are frozen), so it is validated once. Bounded: cleared when full."""
+_DECODED_LIMIT = 20_000
+
+
 def occurrence_from_row(row: Row[Any]) -> OccurrenceRecord:
-    return OccurrenceRecord.model_validate(dict(row._mapping))
+    key = (row._fields, tuple(row))
+    record = _DECODED.get(key)
+    if record is None:
+        if len(_DECODED) >= _DECODED_LIMIT:
+            _DECODED.clear()
+        record = _DECODED[key] = OccurrenceRecord.model_validate(dict(row._mapping))
+    return record
 
 
 def wave_from_row(row: Row[Any]) -> WaveRecord:

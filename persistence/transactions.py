@@ -29,7 +29,7 @@ log = get_logger("coordinator.store")
 
 _APPENDED = "coordinator_appended_events"
 
-__all__ = ["ALL_CHANGES", "Change", "Clock", "Degraded", "StoreBase"]
+__all__ = ["ALL_CHANGES", "Change", "Clock", "Commits", "Degraded", "StoreBase"]
 
 
 Clock = Callable[[], float]
@@ -70,6 +70,35 @@ class Degraded:
     succeeds ends it."""
 
 
+@dataclass
+class Commits:
+    """The write transactions this Store committed, by what a read of them could see.
+
+    Where the Store is the database's sole writer (``Backend.sole_writer``), a read that
+    returned rows at counts ``(fleet, emergency)`` would return the same rows while they
+    stand: a reader may skip it. A heartbeat counts apart (it changes one member's
+    ``last_heartbeat_at``, which a reader judges by its age, see ``fleet_views``)."""
+
+    fleet: int = 0
+    """What a fleet view reads: members, tasks, rollouts and waves."""
+    emergency: int = 0
+    """What the emergency check reads: the commands."""
+    heartbeats: int = 0
+
+    def count(self, changed: frozenset[Change], *, heartbeat: bool) -> None:
+        if heartbeat:
+            self.heartbeats += 1
+            return
+        # A write that announced nothing (a lease renewal, a release) still changed rows
+        # of the fleet; commands are only written by writes that announce it (the change
+        # feed relies on that too: a listener runs only the reads a change names).
+        kinds = changed or frozenset({Change.FLEET})
+        if Change.FLEET in kinds:
+            self.fleet += 1
+        if Change.EMERGENCY in kinds:
+            self.emergency += 1
+
+
 class StoreBase:
     def __init__(self, engine: AsyncEngine, clock: Clock, backend: Backend | None = None) -> None:
         self.engine = engine
@@ -81,6 +110,9 @@ class StoreBase:
         as ``database_recovered``) by the next one that succeeds."""
         self._backend = backend or backend_named(engine.dialect.name)
         self._write_gate = self._backend.write_gate(engine.url.database)
+        self.commits = Commits()
+        """What this Store committed (see ``Commits``); complete when ``sole_writer``."""
+        self.sole_writer: bool = self._backend.sole_writer
 
     def now(self) -> float:
         """The time every lease, heartbeat and gate is judged by (Unix seconds)."""
@@ -123,16 +155,23 @@ class StoreBase:
             except OSError as exc:  # a hint only: pollers still poll
                 log.warning("wake_file_untouchable", path=str(path), error=str(exc))
 
-    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in one write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
-        return await self._transaction(work, write=True)
+    async def _write(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, heartbeat: bool = False
+    ) -> T:
+        """Run ``work`` in one write transaction (SQLite: ``BEGIN IMMEDIATE``); with
+        ``heartbeat``, one that changes nothing but a member's ``last_heartbeat_at``."""
+        return await self._transaction(work, write=True, heartbeat=heartbeat)
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one read transaction: a consistent snapshot."""
         return await self._transaction(work, write=False)
 
     async def _transaction(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool,
+        heartbeat: bool = False,
     ) -> T:
         deadline = self._backend.transaction_deadline
 
@@ -149,7 +188,7 @@ class StoreBase:
 
         policy = retrying(TRANSACTION, _retryable, before_sleep=log_retry, reraise=False)
         try:
-            result: T = await policy(self._attempt, work, write, deadline)
+            result: T = await policy(self._attempt, work, write, deadline, heartbeat)
         except RetryError as failed:
             exc = _failure_of(failed.last_attempt)
             error = describe_error(exc, deadline=deadline)
@@ -163,7 +202,11 @@ class StoreBase:
         return result
 
     async def _attempt(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], write: bool, deadline: float
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        write: bool,
+        deadline: float,
+        heartbeat: bool = False,
     ) -> T:
         """One try of a transaction, then the wake files of what it changed."""
         # Shielded: a cancelled caller must not leave a claim half-written. The deadline
@@ -176,6 +219,8 @@ class StoreBase:
                 async with conn.begin():
                     result = await work(conn)
                 changed = conn.info.pop(_APPENDED, frozenset())
+        if write:
+            self.commits.count(changed, heartbeat=heartbeat)
         if changed:
             self.touch_wake_files(changed)
         return result

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from schemas.enums import LifecycleKind
+from schemas.policy.decision_window import wakeup_in_force
 from schemas.records import OccurrenceRecord, RolloutRecord, SharedTask
 
 
@@ -19,6 +20,14 @@ class FleetView:
     latest_shutdown: RolloutRecord | None
     """The newest accepted shutdown rollout, running or finished."""
     open_tasks: tuple[SharedTask, ...]
+    latest_wakeup: RolloutRecord | None = None
+    """The newest wakeup, in force or not (``current_wakeup`` is it while in force)."""
+
+    def at(self, now: float, decision_window: float) -> FleetView:
+        """The same rows judged at ``now``: what a read at ``now`` returns while nothing
+        was committed (the decision window is the only part of a view time moves)."""
+        current = wakeup_in_force(self.latest_wakeup, self.latest_shutdown, now, decision_window)
+        return replace(self, now=now, current_wakeup=current)
 
     def open_task(self, kind: LifecycleKind) -> SharedTask | None:
         return next((t for t in self.open_tasks if t.kind is kind), None)

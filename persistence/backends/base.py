@@ -57,6 +57,11 @@ class Backend(Protocol):
     """Whether changes are pushed by the server (then the change source reports every
     kind of change on each (re)connect, for what it may have missed) rather than polled."""
 
+    sole_writer: bool
+    """Whether every commit to the database goes through the one Store on this backend
+    (the simulator's inline SQLite): then the Store's own commit counts say exactly when
+    a read could see something new, and a reader may skip a read that could not."""
+
     def create_engine(self, url: str, *, read_only: bool, **kwargs: Any) -> AsyncEngine:
         """The process's engine, tuned for this backend. Every write transaction (a
         connection with ``WRITE_OPTION``) must begin holding the backend's write lock if

@@ -49,6 +49,7 @@ class PostgreSQLBackend:
     transaction_deadline = NETWORK_DEADLINE
     remote_clock = True
     notifies = True
+    sole_writer = False
 
     def create_engine(self, url: str, *, read_only: bool, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)

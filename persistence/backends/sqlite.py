@@ -153,6 +153,7 @@ class SQLiteBackend:
     transaction_deadline = math.inf
     remote_clock = False  # the database runs on this host
     notifies = False
+    sole_writer = False  # other processes share the file
 
     def create_engine(self, url: str, *, read_only: bool, **kwargs: Any) -> AsyncEngine:
         target: str | URL = read_only_sqlite_url(url) if read_only else url

@@ -56,7 +56,13 @@ class InlineConnection(AiosqliteConnection):
 
 
 class InlineSQLiteBackend(SQLiteBackend):
-    """The SQLite backend with statements run inline and one shared connection."""
+    """The SQLite backend with statements run inline and one shared connection.
+
+    One Store per database file: the simulated fleet shares it, so every commit goes
+    through it (``sole_writer``), and its commit counts tell a reader when a read could
+    see something new."""
+
+    sole_writer = True
 
     def create_engine(self, url: str, *, read_only: bool, **kwargs: Any) -> AsyncEngine:
         if read_only or not url.startswith(URL_PREFIX):
