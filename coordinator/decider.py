@@ -10,7 +10,7 @@ import anyio
 
 from coordinator.clock import Clock
 from coordinator.connectivity import Connectivity
-from coordinator.engine import DecisionEngine, DecisionRequest
+from coordinator.engine import DecisionEngine, DecisionRequest, EngineAnswer, EngineTimeout
 from coordinator.policy.planning import build_plan, discovery_done, judge_members
 from coordinator.prompts import render_message
 from persistence import Store
@@ -79,7 +79,7 @@ class Decider:
                     plan=plan,
                     reason=task.reason,
                 )
-                answer = await self._engine.decide(request)
+                answer = await self._ask(request)
             decision = Decision(
                 verdict=Verdict.ACCEPT if answer.accept else Verdict.REJECT,
                 reason=answer.reason,
@@ -94,10 +94,11 @@ class Decider:
             log.warning("decision_superseded", why="claim lost before the decision was recorded")
             return None
         except Exception as exc:  # the engine is user code: any failure gives the task back
-            log.error("decision_error", error=repr(exc))
+            error = repr(_cause(exc))
+            log.error("decision_error", error=error)
             # If this fails too, the lease simply expires and another occurrence decides.
             with suppress(StaleFencingToken, DatabaseUnavailable):
-                await self._store.release_claim(claim, error=repr(exc))
+                await self._store.release_claim(claim, error=error)
             return None
         log.info(
             "decision_made",
@@ -107,6 +108,25 @@ class Decider:
             groups={w.group.value: list(w.members) for w in rollout.waves},
         )
         return rollout
+
+    async def _ask(self, request: DecisionRequest) -> EngineAnswer:
+        """The engine's answer, within ``decision_timeout`` of the injected clock: an engine
+        that hangs must not hold the claim (renewed meanwhile) and the fleet's decision
+        for good."""
+        timeout = self._settings.decision_timeout
+        answers: list[EngineAnswer] = []
+        async with anyio.create_task_group() as tg:
+
+            async def deadline() -> None:
+                await self._clock.sleep(timeout)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(deadline)
+            answers.append(await self._engine.decide(request))
+            tg.cancel_scope.cancel()
+        if not answers:
+            raise EngineTimeout(f"the decision engine did not answer within {timeout:g} s")
+        return answers[0]
 
     def _drives(self, plan: RolloutPlan) -> bool:
         # A decider drives the rollout it decided, unless it leaves with it: then only if
@@ -206,3 +226,10 @@ class Decider:
                 tg.cancel_scope.cancel()
         if lost:
             raise lost[0]
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The one error inside the task groups' wrapping (the engine's own, or the timeout)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

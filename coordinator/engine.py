@@ -23,6 +23,10 @@ class DecisionRequest:
     """Why a shutdown was requested (None for wakeup)."""
 
 
+class EngineTimeout(TimeoutError):
+    """The decision engine did not answer within ``decision_timeout``."""
+
+
 @dataclass(frozen=True)
 class EngineAnswer:
     accept: bool

@@ -49,6 +49,7 @@ from schemas import (
     LifecycleKind,
     OccurrenceState,
     RolloutRecord,
+    RolloutStatus,
     Settings,
     Superseded,
     load_settings,
@@ -222,8 +223,16 @@ class _Trial:
         since = self.now()
         await store.request_shutdown("simulated maintenance window", requested_by="explore")
         shutdown = await self._finished(store, LifecycleKind.SHUTDOWN, since)
-        if shutdown is not None:
-            fleet.closing = True  # the fleet is gone: a supervisor starts nothing again
+        if shutdown is None:
+            return
+        fleet.closing = True  # the fleet is gone: a supervisor starts nothing again
+        if shutdown.status is RolloutStatus.COMPLETED:
+            # Everyone serving when it was decided leaves, the ones its plan left out too.
+            await self._until(
+                lambda: not fleet.serving_since(shutdown.created_at),
+                self.now() + self.bound,
+                "leaving of every occurrence that served when the shutdown was decided",
+            )
 
     async def _reject(self, store: Store, fleet: SimulatedFleet) -> None:
         if await self._woken(store, fleet) is None:
@@ -231,7 +240,9 @@ class _Trial:
         since = self.now()
         await store.request_shutdown("simulated maintenance window", requested_by="explore")
         if await self._finished(store, LifecycleKind.SHUTDOWN, since) is not None:
-            await self.clock.sleep(self.settings.lease_ttl)  # long enough to act, if it would
+            # Long enough to act, if it would, faults over or not.
+            settle = max(faults_end(self.faults) - self.now(), 0.0) + self.settings.lease_ttl
+            await self.clock.sleep(settle)
             self.violations += left_without_shutdown(await store.events())
 
     async def _emergency(self, store: Store, fleet: SimulatedFleet) -> None:

@@ -63,11 +63,14 @@ class MemberActions:
             return
         await member.set_state(OccurrenceState.WORK, rollout=rollout, wave=wave)
 
-    async def leave(self, rollout: RolloutRecord, wave: WaveRecord) -> None:
+    async def leave(self, rollout: RolloutRecord, wave: WaveRecord | None) -> None:
+        """Leave in ``wave`` of the shutdown, or (None) directly: a straggler its plan
+        left out (see ``member_policy``)."""
         member = self._member
         await member.set_state(OccurrenceState.SHUTTING_DOWN, rollout=rollout, wave=wave)
+        group = wave.group if wave is not None else None
         context = WaveContext(
-            member.occurrence_id, rollout.rollout_id, wave.group, rollout.request_reason
+            member.occurrence_id, rollout.rollout_id, group, rollout.request_reason
         )
         try:
             await self._hooks.on_shutdown(context)

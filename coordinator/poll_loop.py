@@ -94,7 +94,7 @@ class PollLoop:
             assert action.rollout is not None
             self._act(actions.enter_work, action.rollout, action.wave)
         elif action.act is Act.LEAVE:
-            assert action.rollout is not None and action.wave is not None
+            assert action.rollout is not None
             self._act(actions.leave, action.rollout, action.wave)
         elif action.act is Act.STOP_REJECTED:
             await actions.stop_after_rejected_wakeup(action)

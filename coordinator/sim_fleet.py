@@ -18,18 +18,14 @@ import anyio
 from anyio.abc import TaskGroup
 
 from coordinator.engine import DecisionEngine
-from coordinator.fault_injection import (
-    FaultyEngine,
-    OccurrenceClock,
-    OccurrenceFaults,
-    SimulatedStore,
-)
+from coordinator.fault_injection import FaultyEngine, OccurrenceClock, OccurrenceFaults
 from coordinator.faults import Fault, FaultKind
 from coordinator.hooks import LifecycleHooks
 from coordinator.runtime import OccurrenceRuntime
 from coordinator.virtual_time import VirtualClock
 from persistence import Store
 from persistence.backends import Backend
+from persistence.simulated_store import SimulatedStore
 from schemas import TaskStatus, load_settings
 
 RESTART_AFTER_CRASH = 1.0  # seconds a supervisor waits before starting a crashed process
@@ -42,6 +38,8 @@ class Incarnation:
     number: int
     runtime: OccurrenceRuntime
     faults: OccurrenceFaults
+    started_at: float
+    """When it was started (the fleet's clock, Unix seconds)."""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     ended: bool = False
 
@@ -86,12 +84,15 @@ class SimulatedFleet:
         """``id()`` of every incarnation a fault other than a crash struck."""
 
     def start(self, number: int) -> None:
-        faults = OccurrenceFaults(self._clock)
+        running = self.current.get(number)
+        if running is not None and not running.ended:
+            return  # one process per occurrence: a supervisor never starts a second
+        faults = OccurrenceFaults.on(self._clock)
         clock = OccurrenceClock(self._clock, faults)
         store = SimulatedStore(self._observer.engine, clock.now, self._backend)
         store.faults = faults
         if hasattr(store, "commits"):  # one count of commits per database, as the engine is
-            store.commits = self._observer.commits
+            store.commits = self._observer.commits  # type: ignore[attr-defined]
         settings = load_settings(
             **{**self._settings, "occurrence_id": f"{OCCURRENCE_PREFIX}{number}"}
         )
@@ -102,7 +103,7 @@ class SimulatedFleet:
             clock=clock,
             store=store,
         )
-        incarnation = Incarnation(number, runtime, faults)
+        incarnation = Incarnation(number, runtime, faults, self._clock.now())
         self.current[number] = incarnation
         self.everyone.append(incarnation)
         self._tg.start_soon(self._run, incarnation)
@@ -123,7 +124,7 @@ class SimulatedFleet:
                 id(incarnation) in self.faulted,
             )
         )
-        if error is not None and not self.closing:
+        if error is not None and self.current.get(incarnation.number) is incarnation:
             await self._clock.sleep(RESTART_AFTER_CRASH)
             self._restart(incarnation.number)
 
@@ -136,9 +137,21 @@ class SimulatedFleet:
         """The runtimes of the incarnations running now."""
         return [i.runtime for i in self.current.values() if not i.ended]
 
+    def serving_since(self, moment: float) -> list[OccurrenceRuntime]:
+        """The runtimes running now that were started before ``moment``, still in it."""
+        return [
+            i.runtime
+            for i in self.current.values()
+            if not i.ended and i.started_at < moment and not i.runtime.stopped
+        ]
+
     def stop_all(self) -> None:
+        """The end of the run: thaw whoever is frozen (the thaw is not coming: its timer
+        ends with the run), and stop every runtime."""
         self.closing = True
         for incarnation in self.current.values():
+            incarnation.faults.pause_after_read = 0.0
+            incarnation.faults.resume()
             incarnation.runtime.stop()
 
     async def strike(self, fault: Fault) -> bool:
@@ -154,6 +167,7 @@ class SimulatedFleet:
             self.faulted.add(id(incarnation))
         if kind is FaultKind.CRASH:
             faults.kill()
+            incarnation.ended = True  # dead now, whatever of it still unwinds
             incarnation.scope.cancel()
             self._tg.start_soon(self._restart_after, fault.occurrence, fault.duration)
         elif kind is FaultKind.PAUSE and fault.after_read:

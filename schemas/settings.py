@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     early_adopter_fraction: float = Field(default=0.3, gt=0, lt=1)
     decision_window: Window = 86400.0
     discovery_grace: Wait = 10.0
+    decision_timeout: Duration = Field(
+        default=120.0,
+        description="how long the decision engine may take to answer; then the claim is "
+        "given back and another attempt decides",
+    )
     engine: str | None = Field(
         default=None,
         description="decision engine of `run` as package.module:attr (unset: built-in accept)",

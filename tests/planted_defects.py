@@ -26,15 +26,14 @@ from persistence.shared_tasks import SharedTaskStore
 from persistence.tables import tasks
 from schemas import (
     Claim,
-    RolloutChange,
     EventKind,
     NewEvent,
+    RolloutChange,
     RolloutRecord,
     StaleFencingToken,
     TaskStatus,
     WaveStatus,
 )
-
 
 Plant = Callable[[pytest.MonkeyPatch], None]
 
@@ -120,9 +119,7 @@ def plant_claim_ignores_lease_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
                 await conn.execute(
                     update(tasks)
                     .where(tasks.c.task_id == task_id)
-                    .where(
-                        tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.ACTIVE.value])
-                    )
+                    .where(tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.ACTIVE.value]))
                     .values(
                         status=TaskStatus.ACTIVE.value,
                         claimed_by=holder,

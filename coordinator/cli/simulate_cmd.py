@@ -11,7 +11,9 @@ from typing import Any
 import anyio
 
 from coordinator.cli.arguments import add_command, bounded_float, bounded_int, utf8_text
+from coordinator.cli.explore_output import add_explore_arguments, explore_only, handle_explore
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, database_error, refuse
+from coordinator.exploration import SCENARIOS as EXPLORE_SCENARIOS
 from coordinator.logs import configure_logging
 from coordinator.simulation import (
     DEFAULT_OCCURRENCES,
@@ -49,6 +51,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "python -m coordinator simulate --occurrences 5 --fail early_adopter",
             "python -m coordinator simulate --scenario emergency --time-scale 30 --json",
             "python -m coordinator simulate --occurrences 9 --seed 7",
+            "python -m coordinator simulate --explore --seeds 200 --faults all",
+            "python -m coordinator simulate --explore --seed 42 --faults crash,pause",
         ),
     )
     parser.add_argument(
@@ -58,7 +62,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help=f"how many (1 to {MAX_OCCURRENCES}; default {DEFAULT_OCCURRENCES})",
     )
-    parser.add_argument("--scenario", choices=SCENARIOS, default="lifecycle")
+    parser.add_argument(
+        "--scenario",
+        choices=sorted({*SCENARIOS, *EXPLORE_SCENARIOS}),
+        help="default lifecycle; with --explore, drawn from each seed among "
+        f"{', '.join(EXPLORE_SCENARIOS)}",
+    )
     parser.add_argument(
         "--fail",
         choices=[g.value for g in CanaryGroup],
@@ -84,14 +93,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--db", metavar="URL", type=utf8_text, help="use this database instead of a temp file"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_explore_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.explore:
+        return handle_explore(args)
+    refused = explore_only(args)
+    if refused is not None:
+        return refuse("simulate", refused)
     try:
         config = SimulationConfig(
             occurrences=args.occurrences,
-            scenario=args.scenario,
+            scenario=args.scenario or "lifecycle",
             fail=CanaryGroup(args.fail) if args.fail else None,
             time_scale=args.time_scale,
             database_url=normalize_database_url(args.db) if args.db else None,

@@ -102,7 +102,11 @@ def next_action(
     if leave is not None:
         return leave
     if state is OccurrenceState.WORK:
-        return _claim_shutdown(view) or MemberAction(Act.WAIT, "serving")
+        return (
+            _left_out_of_shutdown(view, me)
+            or _claim_shutdown(view)
+            or MemberAction(Act.WAIT, "serving")
+        )
     return _waking(view, me)
 
 
@@ -119,6 +123,25 @@ def _shutdown_signal(
     if not shutdown.status.is_finished and shutdown.rollout_id in driving:
         return MemberAction(Act.WAIT, "driving the shutdown: leaving after the others")
     return MemberAction(Act.LEAVE, rollout=shutdown, wave=wave)
+
+
+def _left_out_of_shutdown(view: FleetView, me: OccurrenceRecord) -> MemberAction | None:
+    """A serving occurrence the shutdown's plan left out (its decider could not judge it,
+    say, while it was cut off) is not left serving: it joins the last wave while that is
+    pending, and leaves by itself once the waves are past, if it served when the shutdown
+    was decided. One started after that decision is a new start, not a straggler."""
+    shutdown = view.latest_shutdown
+    if shutdown is None or shutdown.wave_of(me.occurrence_id) is not None:
+        return None
+    last = shutdown.waves[-1]
+    if shutdown.status is RolloutStatus.RUNNING and last.status is WaveStatus.PENDING:
+        return MemberAction(Act.JOIN_LAST_WAVE, rollout=shutdown)
+    waves_past = shutdown.status is RolloutStatus.COMPLETED or (
+        shutdown.status is RolloutStatus.RUNNING and last.signalled_at is not None
+    )
+    if waves_past and me.started_at < shutdown.created_at:
+        return MemberAction(Act.LEAVE, "left out of the shutdown's plan", rollout=shutdown)
+    return None
 
 
 def _claim_shutdown(view: FleetView) -> MemberAction | None:

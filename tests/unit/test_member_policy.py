@@ -338,6 +338,53 @@ def test_the_driver_leaves_once_the_shutdown_it_drove_is_finished() -> None:
     assert action.act is Act.LEAVE
 
 
+# --- a serving occurrence the shutdown's plan left out -----------------------------------
+# (found by the deterministic simulator: one cut off from the database while the shutdown
+# was decided was left serving after the fleet shut down)
+
+
+def test_one_left_out_of_a_running_shutdown_joins_its_pending_last_wave() -> None:
+    shutdown = make_rollout(SHUTDOWN, signalled={EXPLORER: 900.0})
+
+    action = next_action(view(shutdown=shutdown), occurrence("occ-7", S.WORK), S.WORK)
+
+    assert (action.act, action.rollout) == (Act.JOIN_LAST_WAVE, shutdown)
+
+
+@pytest.mark.parametrize("status", [RolloutStatus.RUNNING, RolloutStatus.COMPLETED])
+def test_one_left_out_leaves_directly_once_the_waves_are_past(status: RolloutStatus) -> None:
+    shutdown = make_rollout(
+        SHUTDOWN, status=status, signalled={EXPLORER: 900.0, EARLY: 950.0, GENERAL: 990.0}
+    )
+    serving = record("occ-7", state=S.WORK, heartbeat=NOW - 1, started_at=shutdown.created_at - 1)
+
+    action = next_action(view(shutdown=shutdown), serving, S.WORK)
+
+    assert (action.act, action.rollout, action.wave) == (Act.LEAVE, shutdown, None)
+
+
+def test_one_started_after_the_shutdown_was_decided_is_a_new_start() -> None:
+    shutdown = make_rollout(
+        SHUTDOWN,
+        status=RolloutStatus.COMPLETED,
+        signalled={EXPLORER: 900.0, EARLY: 950.0, GENERAL: 990.0},
+    )
+    late = record("occ-7", state=S.WORK, heartbeat=NOW - 1, started_at=shutdown.created_at + 1)
+
+    action = next_action(view(shutdown=shutdown), late, S.WORK)
+
+    assert action.act is Act.WAIT
+
+
+@pytest.mark.parametrize("status", [RolloutStatus.ABORTED, RolloutStatus.PAUSED])
+def test_one_left_out_of_a_held_shutdown_keeps_serving(status: RolloutStatus) -> None:
+    shutdown = make_rollout(SHUTDOWN, status=status, signalled={EXPLORER: 900.0})
+
+    action = next_action(view(shutdown=shutdown), occurrence("occ-7", S.WORK), S.WORK)
+
+    assert action.act is Act.WAIT
+
+
 def test_a_working_occurrence_claims_an_open_shutdown_task() -> None:
     shutdown_task = task(SHUTDOWN)
 

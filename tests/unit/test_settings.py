@@ -138,6 +138,7 @@ POSITIVE = [
     "health_timeout",
     "health_poll",
     "decision_window",
+    "decision_timeout",
     "emergency_max_age",
 ]
 NON_NEGATIVE = ["explorer_soak", "early_adopter_soak", "discovery_grace"]
