@@ -90,6 +90,24 @@ def liveness_bound(settings: Settings) -> float:
     )
 
 
+START_SPREAD = 3.0
+"""Simulated seconds over which a fleet's processes come up (a deployment is not one
+instant): the first to register waits for the others' discovery."""
+LATE_START = (20.0, 45.0)
+LATE_SHARE = 1 / 3
+"""The share of trials in which one occurrence comes up late, while the wakeup's waves
+run: the decider waits out discovery for it, and it joins late."""
+
+
+def start_times(seed: int, occurrences: int) -> dict[int, float]:
+    """When each occurrence (by number) is started, drawn from the seed's own stream."""
+    draw = random.Random(f"starts-{seed}")
+    starts = {n: round(draw.uniform(0.0, START_SPREAD), 3) for n in range(1, occurrences + 1)}
+    if draw.random() < LATE_SHARE:
+        starts[draw.randint(1, occurrences)] = round(draw.uniform(*LATE_START), 3)
+    return starts
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     occurrences: int = 9
@@ -134,6 +152,8 @@ class TrialOutcome:
     simulated_seconds: float
     trail: tuple[str, ...] = ()
     """The audit trail, one line per event (what ``same seed, same run`` compares)."""
+    late: tuple[tuple[int, float], ...] = ()
+    """Occurrences that came up late, with when."""
 
     @property
     def ok(self) -> bool:
@@ -157,6 +177,7 @@ class _Trial:
         self.scenario = config.scenario_of(seed)
         self.clock = VirtualClock()
         self.faults = draw_faults(seed, config.occurrences, config.faults, config.window)
+        self.starts = start_times(seed, config.occurrences)
         self.key = Ed25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
         self.raw_settings = {
             "agent_occurrence_count": config.occurrences,
@@ -185,8 +206,8 @@ class _Trial:
                 fleet = SimulatedFleet(
                     tg, store, backend, self.clock, engine, LifecycleHooks(), self.raw_settings
                 )
-                for number in range(1, self.config.occurrences + 1):
-                    fleet.start(number)
+                for number, at in self.starts.items():
+                    tg.start_soon(self._start_at, fleet, number, at)
                 tg.start_soon(self._strike, fleet)
                 tg.start_soon(self._watch, store)
                 await getattr(self, f"_{self.scenario}")(store, fleet)
@@ -208,6 +229,7 @@ class _Trial:
             rollouts=tuple(f"{r.kind}:{r.status}" for r in rollouts),
             restarts=len(fleet.everyone) - self.config.occurrences,
             simulated_seconds=round(self.now(), 1),
+            late=tuple((n, at) for n, at in self.starts.items() if at > START_SPREAD),
             trail=tuple(
                 f"{e.event_id} {e.at - origin:.3f} {e.kind} {e.occurrence_id} {e.wave} "
                 f"{sorted(e.details.items())}"
@@ -275,7 +297,8 @@ class _Trial:
 
     async def _woken(self, store: Store, fleet: SimulatedFleet) -> RolloutRecord | None:
         wakeup = await self._finished(store, LifecycleKind.WAKEUP, 0.0)
-        if wakeup is not None:
+        # An aborted wakeup leaves the fleet waiting for an operator: a shutdown is one way.
+        if wakeup is not None and wakeup.status is RolloutStatus.COMPLETED:
             serving = (OccurrenceState.WORK, OccurrenceState.FAILED)
             await self._until(
                 lambda: all(r.state in serving for r in fleet.live),
@@ -321,6 +344,11 @@ class _Trial:
         return True
 
     # -- faults and checks ----------------------------------------------------------------
+
+    async def _start_at(self, fleet: SimulatedFleet, number: int, at: float) -> None:
+        await self.clock.sleep(at)
+        if not fleet.closing:
+            fleet.start(number)
 
     async def _strike(self, fleet: SimulatedFleet) -> None:
         for fault in self.faults:

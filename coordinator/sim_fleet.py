@@ -91,8 +91,7 @@ class SimulatedFleet:
         clock = OccurrenceClock(self._clock, faults)
         store = SimulatedStore(self._observer.engine, clock.now, self._backend)
         store.faults = faults
-        if hasattr(store, "commits"):  # one count of commits per database, as the engine is
-            store.commits = self._observer.commits  # type: ignore[attr-defined]
+        store.commits = self._observer.commits  # one count per database, as the engine is
         settings = load_settings(
             **{**self._settings, "occurrence_id": f"{OCCURRENCE_PREFIX}{number}"}
         )

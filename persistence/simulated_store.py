@@ -98,6 +98,18 @@ class SimulatedStore(Store):
 
     faults: DatabaseFaults
 
+    @property
+    def sole_writer(self) -> bool:
+        """The inline backend's, but not while a fault is due: a read must then be made
+        and fail (or answer) as it would for real, not be skipped as unchanged."""
+        faults = getattr(self, "faults", None)
+        due = faults is not None and (faults.partitioned or bool(faults.errors))
+        return self._sole_writer and not due
+
+    @sole_writer.setter
+    def sole_writer(self, value: bool) -> None:
+        self._sole_writer = value
+
     async def _attempt(
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],

@@ -121,6 +121,8 @@ def _replay(config: TrialConfig, seed: int, args: argparse.Namespace) -> int:
         print(json.dumps(_outcome_json(outcome, config), indent=2))
         return EXIT_OK if outcome.ok else EXIT_FAILED
     print(f"Seed {seed}: scenario {outcome.scenario}, {args.occurrences} occurrences")
+    for number, at in outcome.late:
+        print(f"  occurrence-{number} comes up late, at {at:.1f} s")
     for fault in outcome.faults:
         print(f"  fault: {fault.describe()}")
     print(f"  rollouts: {', '.join(outcome.rollouts) or 'none'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from collections.abc import Awaitable
 from typing import Any
 
@@ -35,16 +36,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         commands,
         "simulate",
         help="run N occurrences in one process and print the rollout timeline",
-        description="Run N occurrences as concurrent tasks in one process on a fresh "
-        "temporary SQLite file (or --db), with all durations compressed by --time-scale, "
-        "and print the timeline in simulated time and a summary. Scenarios: lifecycle "
+        description="Run N occurrences of the real runtime in one process on a fresh "
+        "temporary SQLite file and print the timeline in simulated time and a summary. By "
+        "default on virtual time: soaks and timeouts cost no wall time, the order of events "
+        "is drawn from a seed (printed; --seed N picks it) and the same seed prints the "
+        "same timeline every time. --time-scale X (or --db) runs in real time instead, "
+        "compressed X times, to watch it live. Scenarios: lifecycle "
         "(wakeup rollout, then an accepted shutdown), wakeup, shutdown, reject (the "
         "shutdown is rejected), emergency (once the shutdown's explorer has left, a signed "
         "emergency stop of the whole fleet, with a key made for the run and trusted by "
         "every occurrence: the rollout is aborted, and the summary lists who stopped, who "
-        "refused, who did not answer, and each cancel-to-ack latency with p50/p95/max, in "
-        "wall-clock ms). --fail breaks one wave: in the wakeup rollout for lifecycle and "
-        "wakeup, in the shutdown rollout for shutdown. Exit 0 when it ran, 1 if it did not "
+        "refused, who did not answer, and each cancel-to-ack latency with p50/p95/max). "
+        "--fail breaks one wave: in the wakeup rollout for lifecycle and "
+        "wakeup, in the shutdown rollout for shutdown. --explore runs seeded trials with "
+        "faults instead (see below). Exit 0 when it ran, 1 if it did not "
         "finish in time, 2 on bad arguments or a database it cannot open or use.",
         example_lines=(
             "python -m coordinator simulate",
@@ -76,18 +81,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--time-scale",
         type=bounded_float(MIN_TIME_SCALE, MAX_TIME_SCALE, "a time scale"),
-        default=DEFAULT_TIME_SCALE,
         metavar="X",
-        help=f"simulated seconds per real second ({MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g}; "
-        f"default {DEFAULT_TIME_SCALE:g})",
+        help="run in real time, compressed: simulated seconds per real second "
+        f"({MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g}; {DEFAULT_TIME_SCALE:g} with --db)",
     )
     parser.add_argument(
         "--seed",
         type=bounded_int(0, 2**63 - 1),
         metavar="N",
-        help="run on virtual time, deterministically: soaks and timeouts cost no wall time, "
-        "the order of events is drawn from N, and the same N prints the same timeline "
-        "every time (--time-scale does not apply; not with --db)",
+        help="the seed of the virtual-time run (default: drawn, and printed): the same N "
+        "prints the same timeline every time (not with --time-scale or --db)",
     )
     parser.add_argument(
         "--db", metavar="URL", type=utf8_text, help="use this database instead of a temp file"
@@ -103,14 +106,18 @@ def handle(args: argparse.Namespace) -> int:
     refused = explore_only(args)
     if refused is not None:
         return refuse("simulate", refused)
+    real_time = args.time_scale is not None or args.db is not None
+    if real_time and args.seed is not None:
+        return refuse("simulate", "--seed runs on virtual time: drop --time-scale and --db")
+    seed = None if real_time else (args.seed if args.seed is not None else drawn_seed())
     try:
         config = SimulationConfig(
             occurrences=args.occurrences,
             scenario=args.scenario or "lifecycle",
             fail=CanaryGroup(args.fail) if args.fail else None,
-            time_scale=args.time_scale,
+            time_scale=args.time_scale or DEFAULT_TIME_SCALE,
             database_url=normalize_database_url(args.db) if args.db else None,
-            seed=args.seed,
+            seed=seed,
         )
     except (ValueError, ConfigurationError) as exc:
         return refuse("simulate", exc)
@@ -121,7 +128,7 @@ def handle(args: argparse.Namespace) -> int:
         pace = (
             f"time x{config.time_scale:g}"
             if config.seed is None
-            else f"virtual time, seed {config.seed}"
+            else f"virtual time, seed {config.seed}: --seed {config.seed} prints this again"
         )
         print(
             f"Simulating {plural(config.occurrences, 'occurrence')}, scenario "
@@ -154,6 +161,11 @@ def handle(args: argparse.Namespace) -> int:
     else:
         print("\n" + summary(report))
     return EXIT_OK
+
+
+def drawn_seed() -> int:
+    """A seed for a run the user gave none (printed, so it can be run again)."""
+    return secrets.randbelow(10**6)
 
 
 def plural(count: int, noun: str) -> str:
