@@ -40,6 +40,20 @@ class RolloutDriver:
         """Take note of a lease obtained elsewhere (a decider drives its own wakeup)."""
         self._held[rollout_id] = token
 
+    def needs_members(self, view: FleetView, state: OccurrenceState) -> bool:
+        """Whether ``drive`` may step a rollout from ``view`` (it holds the lease, or may
+        take one that is free): only a step judges the members."""
+        for rollout in view.running:
+            if rollout.status is not RolloutStatus.RUNNING:
+                continue
+            if rollout.rollout_id in self._held:
+                return True
+            free_since = rollout.driver_lease_expires_at
+            free = free_since is None or free_since <= view.now
+            if free and may_hold_lease(rollout, self._me, state):
+                return True
+        return False
+
     async def drive(self, view: FleetView, state: OccurrenceState) -> None:
         # Held leases are not pruned from the view: it may predate a lease just adopted.
         lease_ttl = self._settings.lease_ttl
@@ -84,6 +98,7 @@ class RolloutDriver:
             else:
                 expires = rollout.driver_lease_expires_at or view.now
                 renew = expires - view.now < lease_ttl / 2
+            assert view.with_members, "a step judges the members: see needs_members"
             member_ttl = self._settings.member_ttl
             # Members cut off together with this driver look dead until they heartbeat.
             trust = self._connectivity.unbroken_for() >= member_ttl

@@ -91,18 +91,20 @@ def liveness_bound(settings: Settings) -> float:
 
 
 START_SPREAD = 3.0
-"""Simulated seconds over which a fleet's processes come up (a deployment is not one
-instant): the first to register waits for the others' discovery."""
-LATE_START = (20.0, 45.0)
+"""Simulated seconds over which a fleet's processes come up in half of the trials (a
+deployment is not one instant: the first to register waits for the others); in the other
+half every process starts at the same instant (a host's boot), and all race."""
+LATE_START = (20.0, 80.0)
 LATE_SHARE = 1 / 3
-"""The share of trials in which one occurrence comes up late, while the wakeup's waves
-run: the decider waits out discovery for it, and it joins late."""
+"""The share of trials in which one occurrence comes up late: before the wakeup is
+decided (the decider waits out discovery for it), or after (it joins late)."""
 
 
 def start_times(seed: int, occurrences: int) -> dict[int, float]:
     """When each occurrence (by number) is started, drawn from the seed's own stream."""
     draw = random.Random(f"starts-{seed}")
-    starts = {n: round(draw.uniform(0.0, START_SPREAD), 3) for n in range(1, occurrences + 1)}
+    spread = START_SPREAD if draw.random() < 0.5 else 0.0
+    starts = {n: round(draw.uniform(0.0, spread), 3) for n in range(1, occurrences + 1)}
     if draw.random() < LATE_SHARE:
         starts[draw.randint(1, occurrences)] = round(draw.uniform(*LATE_START), 3)
     return starts
@@ -359,7 +361,7 @@ class _Trial:
     async def _watch(self, store: Store) -> None:
         while True:
             await self.clock.sleep(CHECK_EVERY)
-            for text in await fleet_violations(store):
+            for text in await fleet_violations(store, moving=True):
                 self.problem(f"at {self.now():.0f} s: {text}")
 
     async def _final_checks(self, store: Store, fleet: SimulatedFleet) -> None:

@@ -4,6 +4,7 @@ spread over worker processes, and the table of what came out."""
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,7 @@ class Tally:
 
     config: TrialConfig
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=lambda: _cpu_seconds())
     trials: int = 0
     by_scenario: Counter[str] = field(default_factory=Counter)
     failed_by_scenario: Counter[str] = field(default_factory=Counter)
@@ -74,6 +76,15 @@ class Tally:
     @property
     def wall(self) -> float:
         return time.perf_counter() - self.started
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds of this process and of the finished worker processes."""
+        return _cpu_seconds() - self.cpu_started
+
+    def cpu_rate(self) -> float:
+        """Trials per CPU minute: what a core does, whatever else runs on the machine."""
+        return self.trials / max(self.cpu, 1e-9) * 60
 
     def rate(self, jobs: int) -> float:
         """Trials per minute per core (each trial is one lifecycle with its faults)."""
@@ -101,7 +112,8 @@ class Tally:
         lines.append(
             f"simulated {self.simulated:.0f} s in {self.wall:.1f} s of wall time with "
             f"{jobs} {'process' if jobs == 1 else 'processes'}: "
-            f"{self.rate(jobs):.0f} trials/min/core"
+            f"{self.rate(jobs):.0f} trials/min/core by the wall clock, "
+            f"{self.cpu_rate():.0f} per CPU minute ({self.cpu:.1f} CPU s)"
         )
         for outcome in self.failures:
             lines.append("")
@@ -110,6 +122,14 @@ class Tally:
             lines += [f"  fault: {f.describe()}" for f in outcome.faults]
             lines.append(f"  replay: {self.config.replay_command(outcome.seed)}")
         return lines
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and its reaped children (the workers, once a
+    pool has ended: a running pool's are counted when it is done)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _counts(counter: Counter[str]) -> str:

@@ -18,6 +18,9 @@ something a real fleet meets:
 - ``slow_commit``: one transaction holds its connection ``duration`` seconds before it commits.
 - ``engine_refuse``: the decision engine raises on its next call.
 - ``engine_hang``: the decision engine's next call never answers.
+- ``stalls``: for ``duration``, a share of the occurrence's reads are followed by a short
+  freeze (a busy host, a long garbage collection): it acts on what it read a moment late,
+  the gap in which other processes' commits land in a real fleet.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class FaultKind(StrEnum):
     SLOW_COMMIT = "slow_commit"
     ENGINE_REFUSE = "engine_refuse"
     ENGINE_HANG = "engine_hang"
+    STALLS = "stalls"
 
 
 ALL_FAULTS = tuple(FaultKind)
@@ -65,6 +69,7 @@ class FaultWindow:
     partition: tuple[float, float] = (2.0, 30.0)
     skew: tuple[float, float] = (0.5, 10.0)
     slow_commit: tuple[float, float] = (0.05, 3.0)
+    stalls: tuple[float, float] = (10.0, 60.0)
 
 
 @dataclass(frozen=True, order=True)
@@ -100,7 +105,7 @@ class Fault:
     @property
     def ends(self) -> float:
         """When the fault is over (a skew never is: it stays, and counts as at once)."""
-        if self.kind in (FaultKind.CRASH, FaultKind.PAUSE, FaultKind.PARTITION):
+        if self.kind in (FaultKind.CRASH, FaultKind.PAUSE, FaultKind.PARTITION, FaultKind.STALLS):
             return self.at + self.duration
         return self.at
 
@@ -145,6 +150,8 @@ def draw_faults(
             duration = draw.uniform(*window.skew)
         elif kind is FaultKind.SLOW_COMMIT:
             duration = draw.uniform(*window.slow_commit)
+        elif kind is FaultKind.STALLS:
+            duration = draw.uniform(*window.stalls)
         elif kind is FaultKind.TRANSIENT:
             error = draw.choice(TRANSIENT_ERRORS)
         role = draw.choice(ROLES) if draw.random() < ROLE_SHARE else ""

@@ -55,13 +55,14 @@ class FleetViews:
         """Callers of ``next``: while one waits, every poll reads afresh."""
         self._read: _Read | None = None
 
-    async def read(self) -> FleetView:
-        """A fresh view from the store (kept for ``reusable``)."""
+    async def read(self, *, members: bool = True) -> FleetView:
+        """A fresh view from the store (kept for ``reusable``); with the members if asked
+        or while a decider waits for a view (it judges them)."""
         store = self._store
         assert store is not None
         self._read = None
         commits = store.commits.fleet  # before: a commit during the read is not missed
-        view = await store.fleet_view(self._window)
+        view = await store.fleet_view(self._window, members=members or self._waiting > 0)
         if store.sole_writer:
             beats = [m.last_heartbeat_at for m in view.members if m.stopped_at is None]
             self._read = _Read(view, commits, min(beats, default=math.inf))
@@ -89,13 +90,17 @@ class FleetViews:
         """The first view read after this call: never one read before it (a plan must
         see heartbeats that landed after its claim). ``at_once`` cuts the poll loop's
         nap short; otherwise the view comes at the loop's own pace."""
-        published = self._published
-        if at_once:
-            self._poll_now()
         self._waiting += 1
         try:
-            await published.wait()
+            while True:
+                published = self._published
+                if at_once:
+                    self._poll_now()
+                await published.wait()
+                assert self._latest is not None
+                if self._latest.with_members:
+                    return self._latest
+                # A light view, read as this call began: the next read has the members.
+                at_once = True
         finally:
             self._waiting -= 1
-        assert self._latest is not None
-        return self._latest

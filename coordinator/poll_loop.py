@@ -49,8 +49,10 @@ class PollLoop:
                 # Nothing new to read (see ``fleet_views``): no read, the same decisions.
                 view = None if self._outage.ongoing else self._views.reusable(member.store.now())
                 if view is None:
-                    view = await self._views.read()
+                    view = await self._views.read(members=False)
                     await self._outage.answered()
+                if not view.with_members and member.driver.needs_members(view, member.phase):
+                    view = await self._views.read(members=True)
                 self._views.publish(view)
                 await self._tick(view)
             except DatabaseUnavailable as exc:

@@ -10,6 +10,7 @@ unless the fleet is done (``closing``).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,6 +186,9 @@ class SimulatedFleet:
             faults.engine_faults.append("refuse")
         elif kind is FaultKind.ENGINE_HANG:
             faults.engine_faults.append("hang")
+        elif kind is FaultKind.STALLS:
+            faults.stalls_until = self._clock.now() + fault.duration
+            faults.stall_draw = random.Random(f"stalls-{fault.at}-{fault.occurrence}")
         return True
 
     async def _restart_after(self, number: int, downtime: float) -> None:

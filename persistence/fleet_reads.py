@@ -12,13 +12,17 @@ from schemas import FleetView, LifecycleKind, NotFound, RolloutRecord
 
 
 class FleetReadStore(StoreBase):
-    async def fleet_view(self, decision_window: float) -> FleetView:
+    async def fleet_view(self, decision_window: float, *, members: bool = True) -> FleetView:
+        """One snapshot of what a poll needs; without ``members``, a light one (no member
+        rows: ``FleetView.with_members`` is False)."""
+
         async def work(conn: AsyncConnection) -> FleetView:
             now = self.now()
             interest = await rollouts_of_interest(conn)
             return FleetView(
                 now=now,
-                members=tuple(await latest_incarnations(conn)),
+                members=tuple(await latest_incarnations(conn)) if members else (),
+                with_members=members,
                 running=interest.running,
                 current_wakeup=interest.wakeup_in_force(now, decision_window),
                 latest_shutdown=interest.latest_shutdown,

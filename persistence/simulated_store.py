@@ -9,6 +9,7 @@ commit that holds its connection (slow), a process that stops between two statem
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from persistence.store import Store
 from schemas import Superseded
 
 T = TypeVar("T")
+
+STALL_CHANCE = 0.25
+STALL_SECONDS = (0.2, 3.0)
+"""While stalling, a quarter of the reads are followed by a freeze of this long."""
 
 
 def transient_error(name: str) -> BaseException:
@@ -56,6 +61,10 @@ class DatabaseFaults:
     """Transient errors the next statements fail with, one each."""
     slow_commits: list[float] = field(default_factory=list)
     pause_after_read: float = 0.0
+    stalls_until: float = 0.0
+    """Until then some reads are followed by a short freeze (a busy host, a long GC)."""
+    stall_draw: random.Random | None = None
+    """The stalls' own seeded stream (whether a read stalls, and for how long)."""
     """Freeze for this long once the next read returns (0: no such pause pending)."""
 
     async def running(self) -> None:
@@ -85,6 +94,13 @@ class DatabaseFaults:
         resumed, self.resumed = self.resumed, None
         if resumed is not None:
             resumed.set()
+
+    def stall(self) -> float:
+        """How long the read just answered stalls its caller (0: not at all)."""
+        draw = self.stall_draw
+        if draw is None or self.now() >= self.stalls_until or draw.random() >= STALL_CHANCE:
+            return 0.0
+        return draw.uniform(*STALL_SECONDS)
 
     @property
     def partitioned(self) -> bool:
@@ -138,5 +154,7 @@ class SimulatedStore(Store):
         if not write and faults.pause_after_read:
             seconds, faults.pause_after_read = faults.pause_after_read, 0.0
             await faults.pause_for(seconds)  # frozen as the answer came: it acts on it later
+        elif not write and (stall := faults.stall()):
+            await faults.pause_for(stall)
         await faults.running()
         return result

@@ -22,6 +22,10 @@ class FleetView:
     open_tasks: tuple[SharedTask, ...]
     latest_wakeup: RolloutRecord | None = None
     """The newest wakeup, in force or not (``current_wakeup`` is it while in force)."""
+    with_members: bool = True
+    """False for a view read without the members (``members`` is then empty): only a
+    driver about to step and a decider judge members, and reading every member at every
+    poll of every occurrence costs the fleet N² rows."""
 
     def at(self, now: float, decision_window: float) -> FleetView:
         """The same rows judged at ``now``: what a read at ``now`` returns while nothing

@@ -172,5 +172,7 @@ def _tally_json(tally: Tally, jobs: int) -> dict[str, object]:
         "restarts": tally.restarts,
         "wall_seconds": round(tally.wall, 2),
         "trials_per_minute_per_core": round(tally.rate(jobs), 1),
+        "cpu_seconds": round(tally.cpu, 2),
+        "trials_per_cpu_minute": round(tally.cpu_rate(), 1),
         "failures": [_outcome_json(o, tally.config) for o in tally.failures],
     }
