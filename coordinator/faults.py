@@ -59,10 +59,10 @@ class FaultWindow:
     """Where faults may fall, and how many: ``count`` faults from ``start`` to ``end``."""
 
     start: float = 0.5
-    end: float = 35.0
-    """A lifecycle of the explorer's timings takes about 30 simulated seconds unharmed:
-    faults fall on its decisions and on its waves."""
-    count: int = 4
+    end: float = 25.0
+    """A lifecycle of the explorer's timings takes about 30 simulated seconds unharmed
+    (the wakeup's waves the first 15): faults fall on its decisions and on its waves."""
+    count: int = 6
     pause: tuple[float, float] = (5.0, 45.0)
     """From shorter than a lease (15 s) to beyond a member's TTL (30 s)."""
     downtime: tuple[float, float] = (1.0, 20.0)

@@ -30,7 +30,7 @@ from schemas.fleet import FleetView
 class _Read:
     view: FleetView
     fleet_commits: int
-    """``Store.commits.fleet`` before the read began."""
+    """``Store.commits.fleet`` (for a light view ``.rollouts``) before the read began."""
     oldest_beat: float
     """The oldest heartbeat of a member of the view that has not left: every one is
     alive by the view while this one is (``OccurrenceRecord.is_alive``, the same sum)."""
@@ -61,8 +61,9 @@ class FleetViews:
         store = self._store
         assert store is not None
         self._read = None
-        commits = store.commits.fleet  # before: a commit during the read is not missed
-        view = await store.fleet_view(self._window, members=members or self._waiting > 0)
+        members = members or self._waiting > 0
+        commits = _seen(store, members)  # before: a commit during the read is not missed
+        view = await store.fleet_view(self._window, members=members)
         if store.sole_writer:
             beats = [m.last_heartbeat_at for m in view.members if m.stopped_at is None]
             self._read = _Read(view, commits, min(beats, default=math.inf))
@@ -73,7 +74,8 @@ class FleetViews:
         read, store = self._read, self._store
         if read is None or store is None or self._waiting or store.degraded is not None:
             return None
-        if store.commits.fleet != read.fleet_commits or now - read.oldest_beat >= self._member_ttl:
+        seen = _seen(store, read.view.with_members)
+        if seen != read.fleet_commits or now - read.oldest_beat >= self._member_ttl:
             return None
         return read.view.at(now, self._window)
 
@@ -104,3 +106,8 @@ class FleetViews:
                 at_once = True
         finally:
             self._waiting -= 1
+
+
+def _seen(store: Store, members: bool) -> int:
+    """The commits a view could see: all the fleet's, or (light) all but the members'."""
+    return store.commits.fleet if members else store.commits.rollouts

@@ -191,7 +191,7 @@ class MembershipStore(StoreBase):
             await self._append(conn, now, notes)
             return OccurrenceRecord(**values)
 
-        return await self._write(work)
+        return await self._write(work, members_only=True)
 
     async def heartbeat(self, me: OccurrenceRecord) -> None:
         """Refresh liveness; raise ``Superseded`` if this incarnation was replaced."""
@@ -226,7 +226,7 @@ class MembershipStore(StoreBase):
             if event is not None:
                 await self._append(conn, now, [event])
 
-        await self._write(work)
+        await self._write(work, members_only=True)
 
     async def deregister(
         self, me: OccurrenceRecord, *, reason: str, run_state: RunState | None = None
@@ -240,7 +240,7 @@ class MembershipStore(StoreBase):
             if notes:
                 await self._append(conn, now, notes)
 
-        await self._write(work)
+        await self._write(work, members_only=True)
 
     async def members(self) -> list[OccurrenceRecord]:
         """The newest incarnation of each occurrence id, in id order."""

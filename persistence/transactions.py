@@ -81,11 +81,13 @@ class Commits:
 
     fleet: int = 0
     """What a fleet view reads: members, tasks, rollouts and waves."""
+    rollouts: int = 0
+    """What a light fleet view reads (no members): tasks, rollouts and waves."""
     emergency: int = 0
     """What the emergency check reads: the commands."""
     heartbeats: int = 0
 
-    def count(self, changed: frozenset[Change], *, heartbeat: bool) -> None:
+    def count(self, changed: frozenset[Change], *, heartbeat: bool, members_only: bool) -> None:
         if heartbeat:
             self.heartbeats += 1
             return
@@ -95,6 +97,7 @@ class Commits:
         kinds = changed or frozenset({Change.FLEET})
         if Change.FLEET in kinds:
             self.fleet += 1
+            self.rollouts += not members_only
         if Change.EMERGENCY in kinds:
             self.emergency += 1
 
@@ -156,11 +159,18 @@ class StoreBase:
                 log.warning("wake_file_untouchable", path=str(path), error=str(exc))
 
     async def _write(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, heartbeat: bool = False
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        heartbeat: bool = False,
+        members_only: bool = False,
     ) -> T:
         """Run ``work`` in one write transaction (SQLite: ``BEGIN IMMEDIATE``); with
-        ``heartbeat``, one that changes nothing but a member's ``last_heartbeat_at``."""
-        return await self._transaction(work, write=True, heartbeat=heartbeat)
+        ``heartbeat``, one that changes nothing but a member's ``last_heartbeat_at``; with
+        ``members_only``, one that changes the members (and the audit trail) alone."""
+        return await self._transaction(
+            work, write=True, heartbeat=heartbeat, members_only=members_only
+        )
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one read transaction: a consistent snapshot."""
@@ -172,6 +182,7 @@ class StoreBase:
         *,
         write: bool,
         heartbeat: bool = False,
+        members_only: bool = False,
     ) -> T:
         deadline = self._backend.transaction_deadline
 
@@ -188,7 +199,9 @@ class StoreBase:
 
         policy = retrying(TRANSACTION, _retryable, before_sleep=log_retry, reraise=False)
         try:
-            result: T = await policy(self._attempt, work, write, deadline, heartbeat)
+            result: T = await policy(
+                self._attempt, work, write, deadline, heartbeat, members_only
+            )
         except RetryError as failed:
             exc = _failure_of(failed.last_attempt)
             error = describe_error(exc, deadline=deadline)
@@ -207,6 +220,7 @@ class StoreBase:
         write: bool,
         deadline: float,
         heartbeat: bool = False,
+        members_only: bool = False,
     ) -> T:
         """One try of a transaction, then the wake files of what it changed."""
         # Shielded: a cancelled caller must not leave a claim half-written. The deadline
@@ -220,7 +234,7 @@ class StoreBase:
                     result = await work(conn)
                 changed = conn.info.pop(_APPENDED, frozenset())
         if write:
-            self.commits.count(changed, heartbeat=heartbeat)
+            self.commits.count(changed, heartbeat=heartbeat, members_only=members_only)
         if changed:
             self.touch_wake_files(changed)
         return result

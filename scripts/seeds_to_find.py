@@ -26,6 +26,7 @@ from planted_defects import PLANTED
 
 from coordinator.exploration import TrialConfig, TrialOutcome
 from coordinator.exploration_runs import one_trial
+from coordinator.faults import FaultWindow, parse_kinds
 from coordinator.logs import configure_logging
 
 
@@ -43,11 +44,18 @@ def main() -> int:
     parser.add_argument("--starts", type=int, nargs="+", default=[1, 1001, 2001])
     parser.add_argument("--limit", type=int, default=200, help="seeds per start at most")
     parser.add_argument("--defects", nargs="*", default=list(PLANTED), choices=list(PLANTED))
+    parser.add_argument("--faults", default="all", help="the fault kinds drawn (default all)")
+    parser.add_argument("--window-end", type=float, default=FaultWindow().end)
+    parser.add_argument("--downtime", type=float, nargs=2, default=FaultWindow().downtime)
     args = parser.parse_args()
     configure_logging("critical")
-    config = TrialConfig(occurrences=args.occurrences)
+    window = FaultWindow(end=args.window_end, downtime=tuple(args.downtime))
+    config = TrialConfig(
+        occurrences=args.occurrences, faults=parse_kinds(args.faults), window=window
+    )
     print(
-        f"{args.occurrences} occurrences, faults all, starts {args.starts}, "
+        f"{args.occurrences} occurrences, faults {args.faults} until {window.end:g} s, "
+        f"starts {args.starts}, "
         f"at most {args.limit} seeds each\n"
     )
     clean_failures = 0
