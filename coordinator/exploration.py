@@ -100,13 +100,21 @@ LATE_SHARE = 1 / 3
 decided (the decider waits out discovery for it), or after (it joins late)."""
 
 
-def start_times(seed: int, occurrences: int) -> dict[int, float]:
+def start_times(
+    seed: int,
+    occurrences: int,
+    late_share: float = LATE_SHARE,
+    late_start: tuple[float, float] = LATE_START,
+) -> dict[int, float]:
     """When each occurrence (by number) is started, drawn from the seed's own stream."""
     draw = random.Random(f"starts-{seed}")
     spread = START_SPREAD if draw.random() < 0.5 else 0.0
     starts = {n: round(draw.uniform(0.0, spread), 3) for n in range(1, occurrences + 1)}
-    if draw.random() < LATE_SHARE:
-        starts[draw.randint(1, occurrences)] = round(draw.uniform(*LATE_START), 3)
+    if draw.random() < late_share:
+        late = draw.uniform(*late_start)
+        # With a fleet started at one instant, on a whole second: it then polls at the
+        # same instants as the others, and the seeded schedule orders their races.
+        starts[draw.randint(1, occurrences)] = round(late, 3) if spread else float(round(late))
     return starts
 
 
@@ -118,6 +126,9 @@ class TrialConfig:
     scenario: str | None = None
     """None: drawn from the seed among ``SCENARIOS``."""
     overrides: Mapping[str, Any] = field(default_factory=lambda: dict(EXPLORE_TIMINGS))
+    late_share: float = LATE_SHARE
+    late_start: tuple[float, float] = LATE_START
+    """How often one occurrence comes up late, and when (simulated seconds)."""
 
     def __post_init__(self) -> None:
         if self.occurrences < 2:
@@ -179,7 +190,7 @@ class _Trial:
         self.scenario = config.scenario_of(seed)
         self.clock = VirtualClock()
         self.faults = draw_faults(seed, config.occurrences, config.faults, config.window)
-        self.starts = start_times(seed, config.occurrences)
+        self.starts = start_times(seed, config.occurrences, config.late_share, config.late_start)
         self.key = Ed25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
         self.raw_settings = {
             "agent_occurrence_count": config.occurrences,

@@ -10,6 +10,7 @@ unless the fleet is done (``closing``).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,7 +170,7 @@ class SimulatedFleet:
             faults.kill()
             incarnation.ended = True  # dead now, whatever of it still unwinds
             incarnation.scope.cancel()
-            self._tg.start_soon(self._restart_after, fault.occurrence, fault.duration)
+            self._tg.start_soon(self._restart_after, incarnation.number, fault.duration)
         elif kind is FaultKind.PAUSE and fault.after_read:
             faults.pause_after_read = fault.duration
         elif kind is FaultKind.PAUSE:
@@ -192,7 +193,13 @@ class SimulatedFleet:
         return True
 
     async def _restart_after(self, number: int, downtime: float) -> None:
+        # On the next whole second: a fleet started at one instant polls on whole seconds,
+        # and the restarted process then races the others at the same instants, where the
+        # seeded schedule orders them (a real fleet's races come from its processes' gaps
+        # between a read and a write; virtual time has none).
         await self._clock.sleep(downtime)
+        elapsed = self._clock.now() - self._clock.origin
+        await self._clock.sleep(math.ceil(elapsed) - elapsed)
         self._restart(number)
 
     async def _holder(self, role: str) -> int | None:
