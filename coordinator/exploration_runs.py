@@ -9,9 +9,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from coordinator.exploration import TrialConfig, TrialOutcome, run_trial
+from coordinator.exploration import run_trial
+from coordinator.trial_config import TrialConfig, TrialOutcome
 from coordinator.virtual_time import run_seeded
 
 
@@ -27,8 +28,6 @@ def _quiet_trial(seed: int, config: TrialConfig) -> TrialOutcome:
 
 
 def _without_trail(outcome: TrialOutcome) -> TrialOutcome:
-    from dataclasses import replace
-
     return replace(outcome, trail=())
 
 

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from planted_defects import PLANTED
 
-from coordinator.exploration import TrialConfig, TrialOutcome
 from coordinator.exploration_runs import one_trial
 from coordinator.faults import FaultWindow, parse_kinds
 from coordinator.logs import configure_logging
+from coordinator.trial_config import TrialConfig, TrialOutcome
 
 
 def seeds_until_found(config: TrialConfig, start: int, limit: int) -> TrialOutcome | None:

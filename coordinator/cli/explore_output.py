@@ -9,10 +9,10 @@ import sys
 
 from coordinator.cli.arguments import bounded_int
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, refuse
-from coordinator.exploration import SCENARIOS, TrialConfig, TrialOutcome, liveness_bound
 from coordinator.exploration_runs import Tally, default_jobs, explore, one_trial
 from coordinator.faults import ALL_FAULTS, parse_kinds
 from coordinator.logs import configure_logging
+from coordinator.trial_config import SCENARIOS, TrialConfig, TrialOutcome, liveness_bound
 from schemas import load_settings
 
 DEFAULT_SEEDS = 100

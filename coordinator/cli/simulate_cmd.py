@@ -14,7 +14,6 @@ import anyio
 from coordinator.cli.arguments import add_command, bounded_float, bounded_int, utf8_text
 from coordinator.cli.explore_output import add_explore_arguments, explore_only, handle_explore
 from coordinator.cli.options import EXIT_FAILED, EXIT_OK, database_error, refuse
-from coordinator.exploration import SCENARIOS as EXPLORE_SCENARIOS
 from coordinator.logs import configure_logging
 from coordinator.simulation import (
     DEFAULT_OCCURRENCES,
@@ -26,6 +25,7 @@ from coordinator.simulation import (
     SimulationConfig,
     simulate,
 )
+from coordinator.trial_config import SCENARIOS as EXPLORE_SCENARIOS
 from coordinator.virtual_time import Deadlock, run_seeded
 from schemas import CanaryGroup, ConfigurationError
 from schemas.settings import normalize_database_url

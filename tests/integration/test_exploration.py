@@ -12,9 +12,9 @@ import pytest
 from planted_defects import plant_nonce_unchecked
 
 from coordinator.cli import main
-from coordinator.exploration import TrialConfig
 from coordinator.exploration_runs import explore, one_trial
 from coordinator.faults import FaultKind
+from coordinator.trial_config import TrialConfig
 
 CI_SEEDS = range(1, 41)
 """The CI block: forty schedules of a nine-occurrence fleet, every fault class."""

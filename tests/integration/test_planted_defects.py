@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 from planted_defects import PLANTED
 
-from coordinator.exploration import TrialConfig, TrialOutcome, run_trial
+from coordinator.exploration import run_trial
+from coordinator.trial_config import TrialConfig, TrialOutcome
 from coordinator.virtual_time import run_seeded
 
 CONFIG = TrialConfig(occurrences=5)

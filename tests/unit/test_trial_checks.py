@@ -97,9 +97,7 @@ def test_a_member_acting_for_a_wave_no_signal_named_is_reported() -> None:
     b_acts = (EventKind.OCCURRENCE_STATE_CHANGED, "b", 2.0, {"to": "work"}, EXPLORER)
 
     assert acted_unsignalled(trail(signal, a_acts)) == []
-    assert acted_unsignalled(trail(signal, a_acts, b_acts)) == [
-        "b acted for explorer of r unnamed"
-    ]
+    assert acted_unsignalled(trail(signal, a_acts, b_acts)) == ["b acted for explorer of r unnamed"]
 
 
 def test_leaving_after_a_rejected_shutdown_is_reported() -> None:
@@ -133,9 +131,10 @@ def test_a_decision_later_than_discovery_allows_is_reported(
     )
 
     assert bool(found) == late, found
-    assert slow_decisions(
-        events, {"r": 0.0}, grace=40.0, member_ttl=30.0, slack=3.0, faulted={"a-1"}
-    ) == []
+    assert (
+        slow_decisions(events, {"r": 0.0}, grace=40.0, member_ttl=30.0, slack=3.0, faulted={"a-1"})
+        == []
+    )
 
 
 def test_a_seed_draws_the_same_faults_every_time_and_seeds_differ() -> None:
