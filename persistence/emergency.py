@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, select, update
@@ -21,10 +22,12 @@ from persistence.commands import CommandLog, command_event, command_from_row, in
 from persistence.deciding import apply_rollout_edit, read_decide_write
 from persistence.emergency_acks import EMERGENCY_ONLY
 from persistence.engine import serialize_lifecycle
+from persistence.queries import open_tasks
 from persistence.rollout_control import IN_PROGRESS, locked_rollouts
-from persistence.tables import commands, occurrences, rollouts
+from persistence.tables import commands, occurrences, rollouts, tasks
 from persistence.transactions import ALL_CHANGES
 from schemas import (
+    OPEN_TASK_STATUSES,
     CommandKind,
     CommandRecord,
     CommandStatus,
@@ -33,11 +36,13 @@ from schemas import (
     NewEvent,
     RolloutRecord,
     RunState,
+    SharedTask,
     SignedCommand,
+    TaskStatus,
     UnknownTargets,
     Verification,
 )
-from schemas.policy import FleetStopAbort, fleet_stop_aborts
+from schemas.policy import FleetStopAbort, fleet_stop_aborts, fleet_stop_cancels
 from schemas.policy.emergency import EMERGENCY_STOP_REASON
 
 __all__ = ["EMERGENCY_STOP_REASON", "EmergencyStore", "Verifier", "nonce_of"]
@@ -225,22 +230,48 @@ def _run_state(state: RunState, record: CommandRecord) -> NewEvent:
 async def _abort_in_progress(
     conn: AsyncConnection, record: CommandRecord, now: float
 ) -> list[NewEvent]:
-    """What an accepted stop does to the rollouts in progress (see ``fleet_stop_aborts``)."""
+    """What an accepted stop does to the rollouts in progress and the decisions not yet
+    made (see ``fleet_stop_aborts`` and ``fleet_stop_cancels``). ``record_decision``
+    takes the same lifecycle lock, so a decision is either in a rollout read here or
+    refused by the task this fails."""
 
-    async def read(conn: AsyncConnection, now: float) -> list[RolloutRecord]:
-        if record.targets:  # a stop of named occurrences ends no rollout: nothing to read
-            return []
-        return await locked_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS))
+    async def read(conn: AsyncConnection, now: float) -> _InFlight:
+        if record.targets:  # a stop of named occurrences ends nothing: nothing to read
+            return _InFlight((), ())
+        in_progress = await locked_rollouts(conn, rollouts.c.status.in_(IN_PROGRESS))
+        return _InFlight(tuple(in_progress), tuple(await open_tasks(conn)))
 
-    def decide(in_progress: list[RolloutRecord], now: float) -> tuple[FleetStopAbort, ...]:
-        return fleet_stop_aborts(record, in_progress, now)
+    def decide(found: _InFlight, now: float) -> _FleetStop:
+        return _FleetStop(
+            fleet_stop_aborts(record, found.rollouts, now),
+            fleet_stop_cancels(record, found.open_tasks),
+        )
 
     async def write(
-        conn: AsyncConnection,
-        _in_progress: list[RolloutRecord],
-        aborts: tuple[FleetStopAbort, ...],
-        now: float,
+        conn: AsyncConnection, _found: _InFlight, stop: _FleetStop, now: float
     ) -> list[NewEvent]:
-        return [a.event for a in aborts if await apply_rollout_edit(conn, a.edit, now)]
+        events = [a.event for a in stop.aborts if await apply_rollout_edit(conn, a.edit, now)]
+        for cancel in stop.cancels:
+            failed = await conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == cancel.task_id)
+                .where(tasks.c.status.in_([s.value for s in OPEN_TASK_STATUSES]))
+                .values(status=TaskStatus.FAILED.value, lease_expires_at=None, updated_at=now)
+            )
+            if failed.rowcount:
+                events.append(cancel)
+        return events
 
     return await read_decide_write(conn, now, read, decide, write)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    rollouts: tuple[RolloutRecord, ...]
+    open_tasks: tuple[SharedTask, ...]
+
+
+@dataclass(frozen=True)
+class _FleetStop:
+    aborts: tuple[FleetStopAbort, ...]
+    cancels: tuple[NewEvent, ...]

@@ -15,6 +15,9 @@ class EventKind(StrEnum):
     TASK_CREATED = "task_created"
     TASK_CLAIMED = "task_claimed"
     TASK_RELEASED = "task_released"
+    TASK_CANCELLED = "task_cancelled"
+    """A fleet-wide emergency stop failed an open shared task: its decision, if one was
+    in flight, is refused (``details``: ``command_id``, ``reason``, ``was``)."""
     DISCOVERY_SHORTFALL = "discovery_shortfall"
     DECISION_MADE = "decision_made"
     ROLLOUT_STARTED = "rollout_started"

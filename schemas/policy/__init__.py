@@ -6,7 +6,7 @@ reads, calls the rule and writes in one transaction (``persistence.deciding``).
 """
 
 from schemas.policy.decision_window import wakeup_in_force
-from schemas.policy.emergency import FleetStopAbort, fleet_stop_aborts
+from schemas.policy.emergency import FleetStopAbort, fleet_stop_aborts, fleet_stop_cancels
 from schemas.policy.requests import RequestAnswer, RequestOutcome, answer_request
 from schemas.policy.rollout_control import (
     ControlDecision,
@@ -29,5 +29,6 @@ __all__ = [
     "answer_request",
     "decide_control",
     "fleet_stop_aborts",
+    "fleet_stop_cancels",
     "wakeup_in_force",
 ]

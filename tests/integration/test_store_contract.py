@@ -163,6 +163,36 @@ async def decided_wakeup(store: Store, clock: FakeClock, driver: str | None):  #
     return await store.record_decision(claim, decision, plan, driver=driver, lease_ttl=LEASE)
 
 
+async def test_a_fleet_stop_refuses_the_decision_in_flight_and_a_new_wakeup_opens(
+    store: Store, clock: FakeClock
+) -> None:
+    # The decider has claimed the wakeup and asks the engine when the stop lands.
+    await store.register("a", host="h", pid=1, protocol_version=1)
+    task = await store.open_wakeup_task("a", 86400)
+    assert task is not None
+    claim = await store.claim_task(task.task_id, "a", LEASE)
+    assert claim is not None
+    key = Ed25519PrivateKey.generate()
+    settings = fast_settings(trusted_keys=public_key_text(key.public_key()))
+    stop = sign(new_command("fire", [], now=clock.now(), audience=settings.fleet_id), key)
+    pending = await store.submit_emergency(stop, issued_by="op")
+    settled = await store.settle_emergency(pending.command_id, make_verifier(settings))
+    assert settled.status is CommandStatus.ACCEPTED
+
+    assert (await store.task(task.task_id)).status is TaskStatus.FAILED  # type: ignore[union-attr]
+    cancelled = [e for e in await store.events() if e.kind == EventKind.TASK_CANCELLED]
+    assert [(e.task_id, e.details["command_id"]) for e in cancelled] == [
+        (task.task_id, settled.command_id)
+    ]
+    decision = Decision(verdict=Verdict.ACCEPT, reason="t", decided_by="a", decided_at=clock.now())
+    plan = build_plan(LifecycleKind.WAKEUP, "a", ["a"], fast_settings())
+    with pytest.raises(StaleFencingToken):
+        await store.record_decision(claim, decision, plan, driver="a", lease_ttl=LEASE)
+    assert await store.rollouts() == []  # no rollout the stop could not end
+    fresh = await store.open_wakeup_task("a", 86400)  # the next start decides afresh
+    assert fresh is not None and fresh.task_id != task.task_id
+
+
 async def test_a_renewed_driver_lease_outlives_the_first(store: Store, clock: FakeClock) -> None:
     rollout = await decided_wakeup(store, clock, driver="a")
     clock.advance(LEASE / 2)
