@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.backends import WRITE_OPTION, Backend, backend_for, backend_named
+from persistence.migration import check_usable, schema_state, upgrade_to_head
 from persistence.retry import SCHEMA, retrying
 from persistence.schema_version import record_version, refuse_newer
 from persistence.tables import metadata, schema_version
@@ -36,18 +37,12 @@ async def serialize_lifecycle(conn: AsyncConnection) -> None:
     await backend_named(conn.dialect.name).serialize_writes(conn)
 
 
-def _add_columns_added_since_0_1(conn: Connection) -> None:
-    """Databases made by 0.1 lack ``rollouts.version``; ``create_all`` adds no column to a
-    table that exists. A stopgap until schema migrations: the column's default (0) is
-    right for every existing rollout."""
-    columns = {c["name"] for c in inspect(conn).get_columns("rollouts")}
-    if "version" not in columns:
-        conn.execute(text("ALTER TABLE rollouts ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
-
-
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables; safe to call from many processes at once. A busy file, a
-    full server or disk heals, so a starting occurrence waits (``retry.SCHEMA``)."""
+    """Create the schema on a database that has none of it, or check that the database is
+    at this code's revision; safe to call from many processes at once. Any other database
+    is refused untouched (``SchemaBehind``, ``UnknownRevision``, ``NewerSchema``): only
+    ``migrate`` changes an existing schema. A busy file, a full server or disk heals, so a
+    starting occurrence waits (``retry.SCHEMA``)."""
     async for attempt in retrying(SCHEMA, is_transient):
         with attempt:
             async with engine.connect() as conn:
@@ -55,11 +50,16 @@ async def create_schema(engine: AsyncEngine) -> None:
                 async with conn.begin():
                     # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: one at a time.
                     await serialize_lifecycle(conn)
-                    # Before creating anything: a newer schema may have dropped a table.
-                    await conn.run_sync(refuse_newer)
-                    await conn.run_sync(metadata.create_all, checkfirst=True)
-                    await conn.run_sync(_add_columns_added_since_0_1)
-                    await conn.run_sync(record_version)
+                    await conn.run_sync(_create_or_check)
+
+
+def _create_or_check(conn: Connection) -> None:
+    refuse_newer(conn)  # a coordinator from before migrations recorded a newer version
+    state = schema_state(conn)
+    check_usable(state)
+    if state.empty:
+        upgrade_to_head(conn)
+        record_version(conn)
 
 
 async def missing_tables(engine: AsyncEngine) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,12 @@ from schemas import (
 
 
 def task_from_row(row: Row[Any]) -> SharedTask:
-    return SharedTask.model_validate(dict(row._mapping))
+    values = dict(row._mapping)
+    # An adopted agent database may keep ``outcome`` as TEXT (the spec's column): on
+    # PostgreSQL the driver then hands back the JSON text, not the value.
+    if isinstance(values.get("outcome"), str):
+        values["outcome"] = json.loads(values["outcome"])
+    return SharedTask.model_validate(values)
 
 
 _DECODED: dict[tuple[tuple[str, ...], tuple[Any, ...]], OccurrenceRecord] = {}

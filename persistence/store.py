@@ -20,6 +20,7 @@ from persistence.engine import (
 )
 from persistence.fleet_reads import FleetReadStore
 from persistence.membership import MembershipStore
+from persistence.migration import refuse_unknown_revision
 from persistence.rollout_control import RolloutControlStore
 from persistence.rollouts import RolloutStore
 from persistence.schema_version import refuse_newer_schema
@@ -58,8 +59,10 @@ class Store(
         journal switch, no file beside it); every write raises the driver's error.
         ``backend`` replaces the one the URL names (the simulator's inline SQLite).
 
-        Raises ``NewerSchema`` (a ``DatabaseUnavailable``) for a database written by a
-        newer coordinator, before changing anything; ``DatabaseUnavailable`` (naming
+        Raises ``NewerSchema`` or ``UnknownRevision`` (``DatabaseUnavailable``) for a
+        database written by a newer coordinator, and (unless ``read_only``)
+        ``SchemaBehind`` for one not at this code's revision, before changing anything:
+        only ``migrate`` changes an existing schema; ``DatabaseUnavailable`` (naming
         the URL, password hidden) if the database cannot be opened: an error of its
         driver, or of the network (asyncpg raises a refused connection or an unknown
         host as a bare ``OSError``).
@@ -72,6 +75,7 @@ class Store(
                 await create_schema(engine)  # refuses a newer schema first
             else:
                 await refuse_newer_schema(engine)
+                await refuse_unknown_revision(engine)
                 if missing := await missing_tables(engine):
                     raise DatabaseUnavailable(
                         f"{hide_password(database_url)} is not a coordinator database "

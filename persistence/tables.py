@@ -33,10 +33,12 @@ from schemas import SHARED_OCCURRENCE_ID
 SCHEMA_VERSION = 1
 """``schema_v`` written on every shared task; bumped on incompatible changes."""
 
-DATABASE_SCHEMA_VERSION = 1
-"""The version of the tables below, recorded in ``coordinator_schema`` (see
-``persistence.schema_version``): bump it with every change an older coordinator could
-not read correctly."""
+DATABASE_SCHEMA_VERSION = 2
+"""Recorded in ``coordinator_schema`` (see ``persistence.schema_version``) for the
+coordinators from before migrations, which read only this: 2 (the first migrated schema)
+makes them refuse a migrated database instead of using it. The schema's own history is
+``persistence/migrations``; bump this with every revision such a coordinator could not
+read correctly."""
 
 
 class UnixTime(TypeDecorator[float]):
@@ -70,7 +72,9 @@ tasks = Table(
     metadata,
     Column("task_id", String(80), primary_key=True),
     Column("agent_occurrence_id", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),
+    # Defaults for rows coordinator does not write: an adopted agent database keeps its
+    # own tasks in this table (see persistence/migrations/versions/r0001_adopt.py).
+    Column("kind", String(16), nullable=False, server_default="legacy"),
     Column("status", String(16), nullable=False),
     Column("reason", Text),
     Column("requested_by", String(128)),
@@ -80,7 +84,7 @@ tasks = Table(
     Column("claimed_by", String(64)),
     Column("lease_expires_at", UnixTime),
     Column("fencing_token", Integer, nullable=False, server_default="0"),
-    Column("schema_v", Integer, nullable=False),
+    Column("schema_v", Integer, nullable=False, server_default="0"),
     # At most one open shared task per kind: racing creators converge on one row.
     Index(
         "uq_tasks_one_open_shared_kind",

@@ -199,9 +199,7 @@ class StoreBase:
 
         policy = retrying(TRANSACTION, _retryable, before_sleep=log_retry, reraise=False)
         try:
-            result: T = await policy(
-                self._attempt, work, write, deadline, heartbeat, members_only
-            )
+            result: T = await policy(self._attempt, work, write, deadline, heartbeat, members_only)
         except RetryError as failed:
             exc = _failure_of(failed.last_attempt)
             error = describe_error(exc, deadline=deadline)

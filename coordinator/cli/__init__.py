@@ -13,6 +13,7 @@ from coordinator.cli import (
     emergency_cmd,
     events_cmd,
     keys_cmd,
+    migrate_cmd,
     rollout_cmd,
     run_cmd,
     serve_cmd,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_cmd.add_parser(commands)
     serve_cmd.add_parser(commands)
     smoke_cmd.add_parser(commands)
+    migrate_cmd.add_parser(commands)
     return parser
 
 

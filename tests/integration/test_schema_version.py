@@ -1,84 +1,101 @@
-"""The database records the schema version it was written with; a coordinator refuses a
-database written by a newer schema, before it changes anything, and says what to do. An
-older or absent version (a database made before the record existed) opens as before."""
+"""A Store opens only a database at this coordinator's schema revision, or one with none of
+the schema (which it creates); anything else is refused before it changes anything, with
+what to do. The coordinators from before migrations read ``coordinator_schema`` only: it
+records a version that makes them refuse a migrated database."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, text, update
 
 from persistence import Store, create_engine
+from persistence.migration import SchemaBehind, UnknownRevision, head_revision
 from persistence.schema_version import NewerSchema
 from persistence.tables import DATABASE_SCHEMA_VERSION, schema_version
 from schemas import DatabaseUnavailable
 
 
-async def stored(database_url: str) -> list[int]:
-    """The versions recorded, read around the Store (which would refuse a newer one)."""
+async def read(database_url: str, query: str) -> list[object]:
+    """Rows read around the Store (which may refuse the database)."""
     engine = create_engine(database_url, read_only=True)
     try:
         async with engine.connect() as conn:
-            return list((await conn.scalars(select(schema_version.c.version))).all())
+            return [tuple(r) for r in await conn.execute(text(query))]
     finally:
         await engine.dispose()
 
 
-async def rewrite(database_url: str, version: int | None) -> None:
-    """Make the database look written by ``version`` (None: before the record existed)."""
-    store = await Store.open(database_url)
+async def write(database_url: str, *statements: str) -> None:
+    engine = create_engine(database_url)
     try:
-        async with store.engine.begin() as conn:
-            if version is None:
-                await conn.run_sync(schema_version.drop)
-            else:
-                await conn.execute(update(schema_version).values(version=version))
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
     finally:
-        await store.close()
+        await engine.dispose()
 
 
-async def test_a_new_database_records_this_schema_version(database_url: str) -> None:
+async def test_a_new_database_is_made_at_head_and_records_the_version(database_url: str) -> None:
     await (await Store.open(database_url)).close()
     await (await Store.open(database_url)).close()  # a second open adds no second row
-    assert await stored(database_url) == [DATABASE_SCHEMA_VERSION]
+    assert await read(database_url, "SELECT version_num FROM alembic_version") == [
+        (head_revision(),)
+    ]
+    assert await read(database_url, "SELECT version FROM coordinator_schema") == [
+        (DATABASE_SCHEMA_VERSION,)
+    ]
 
 
 @pytest.mark.parametrize("read_only", [False, True])
 async def test_a_database_of_a_newer_schema_is_refused_untouched(
     database_url: str, read_only: bool
 ) -> None:
+    await (await Store.open(database_url)).close()
     newer = DATABASE_SCHEMA_VERSION + 1
-    await rewrite(database_url, newer)
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(update(schema_version).values(version=newer))
+    await engine.dispose()
     with pytest.raises(NewerSchema, match="upgrade coordinator") as refused:
         await Store.open(database_url, read_only=read_only)
     assert isinstance(refused.value, DatabaseUnavailable)  # every command reports it so
     assert f"schema version {newer}" in str(refused.value)
-    assert await stored(database_url) == [newer]
+    assert await read(database_url, "SELECT version FROM coordinator_schema") == [(newer,)]
 
 
-async def test_a_database_without_a_version_opens_and_is_stamped(database_url: str) -> None:
-    await rewrite(database_url, None)
-    reader = await Store.open(database_url, read_only=True)  # a reader needs no record
-    await reader.close()
-    writer = await Store.open(database_url)
-    try:
-        await writer.request_shutdown("still works", requested_by="test")
-    finally:
-        await writer.close()
-    assert await stored(database_url) == [DATABASE_SCHEMA_VERSION]
-
-
-async def test_an_older_version_is_brought_up_to_this_one(database_url: str) -> None:
-    await rewrite(database_url, DATABASE_SCHEMA_VERSION - 1)
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_a_revision_this_code_does_not_know_is_refused_untouched(
+    database_url: str, read_only: bool
+) -> None:
     await (await Store.open(database_url)).close()
-    assert await stored(database_url) == [DATABASE_SCHEMA_VERSION]
+    await write(database_url, "UPDATE alembic_version SET version_num = 'r9999'")
+    with pytest.raises(UnknownRevision, match="newer coordinator"):
+        await Store.open(database_url, read_only=read_only)
+    assert await read(database_url, "SELECT version_num FROM alembic_version") == [("r9999",)]
 
 
-async def test_an_empty_record_is_an_absent_one(database_url: str) -> None:
+async def test_a_database_made_before_migrations_is_refused_and_names_migrate(
+    database_url: str,
+) -> None:
     store = await Store.open(database_url)
-    try:
-        async with store.engine.begin() as conn:
-            await conn.execute(delete(schema_version))
-    finally:
-        await store.close()
+    await store.request_shutdown("before migrations", requested_by="test")
+    await store.close()
+    await write(database_url, "DROP TABLE alembic_version")  # as create_all left it
+    with pytest.raises(SchemaBehind, match="coordinator migrate --dry-run") as refused:
+        await Store.open(database_url)
+    assert "made before migrations" in str(refused.value)
+    assert await read(database_url, "SELECT count(*) FROM tasks") == [(1,)]
+    tables = await read(database_url, "SELECT version FROM coordinator_schema")
+    assert tables == [(DATABASE_SCHEMA_VERSION,)]
+
+
+async def test_the_version_record_is_read_for_the_coordinators_before_migrations(
+    database_url: str,
+) -> None:
+    # Their check: refuse a recorded version above their own (1), as this one refuses 3.
     await (await Store.open(database_url)).close()
-    assert await stored(database_url) == [DATABASE_SCHEMA_VERSION]
+    engine = create_engine(database_url, read_only=True)
+    async with engine.connect() as conn:
+        found = await conn.scalar(select(schema_version.c.version))
+    await engine.dispose()
+    assert found is not None and found > 1
