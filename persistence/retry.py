@@ -54,6 +54,18 @@ class RetryPolicy:
             start=self.first_delay, increment=self.first_delay, max=self.max_delay
         )
 
+    def after_first_attempt(self) -> RetryPolicy:
+        """The rest of this policy once its first attempt failed and its first wait was
+        waited: the same later waits and the same number of attempts in all. (A caller
+        makes the first attempt itself, outside tenacity, where it nearly always succeeds.)"""
+        assert self.doubling, "only a doubling policy is shifted by one attempt"
+        rest = None if self.attempts is None else self.attempts - 1
+        return RetryPolicy(rest, 2 * self.first_delay, self.max_delay)
+
+    def first_wait(self) -> float:
+        """The wait after the first attempt fails."""
+        return min(self.first_delay, self.max_delay)
+
 
 TRANSACTION = RetryPolicy(attempts=8, first_delay=0.05, max_delay=1.0)
 """One Store transaction: about 3.6 s of waiting in all, then the Store reports itself

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import insert
@@ -185,32 +185,47 @@ class StoreBase:
         members_only: bool = False,
     ) -> T:
         deadline = self._backend.transaction_deadline
+        args = (work, write, deadline, heartbeat, members_only)
+        # The first attempt outside tenacity: it nearly always succeeds, and tenacity's
+        # loop costs more than a short transaction. A retryable failure goes on in it.
+        try:
+            result: T = await self._attempt(*args)
+        except BaseException as exc:
+            if not _retryable(exc):
+                raise
+            self._log_retry(1, TRANSACTION.first_wait(), exc, deadline)
+            await anyio.sleep(TRANSACTION.first_wait())
+            result = await self._retry(args, write, deadline)
+        if self.degraded is not None and (write or not self.degraded.writes):
+            self._recovered()
+        return result
+
+    async def _retry(self, args: tuple[Any, ...], write: bool, deadline: float) -> Any:
+        """Attempts 2 to ``TRANSACTION.attempts``, once the first failed transiently."""
 
         def log_retry(state: RetryCallState) -> None:
-            error = describe_error(_failure_of(state), deadline=deadline)
-            # Once degraded, say so once, not at every attempt of every poll.
-            retry_log = log.debug if self.degraded is not None else log.warning
-            retry_log(
-                "database_retry",
-                attempt=state.attempt_number,
-                delay=state.upcoming_sleep,
-                error=error,
-            )
+            failure = _failure_of(state)
+            self._log_retry(state.attempt_number + 1, state.upcoming_sleep, failure, deadline)
 
-        policy = retrying(TRANSACTION, _retryable, before_sleep=log_retry, reraise=False)
+        rest = TRANSACTION.after_first_attempt()
+        policy = retrying(rest, _retryable, before_sleep=log_retry, reraise=False)
         try:
-            result: T = await policy(self._attempt, work, write, deadline, heartbeat, members_only)
+            return await policy(self._attempt, *args)
         except RetryError as failed:
             exc = _failure_of(failed.last_attempt)
             error = describe_error(exc, deadline=deadline)
             self._degrade(error, write)
             raise DatabaseUnavailable(
-                f"database still failing after {failed.last_attempt.attempt_number} "
+                f"database still failing after {failed.last_attempt.attempt_number + 1} "
                 f"attempts: {error}"
             ) from exc
-        if self.degraded is not None and (write or not self.degraded.writes):
-            self._recovered()
-        return result
+
+    def _log_retry(self, attempt: int, delay: float, exc: BaseException, deadline: float) -> None:
+        assert isinstance(exc, DBAPIError | OSError), exc
+        error = describe_error(exc, deadline=deadline)
+        # Once degraded, say so once, not at every attempt of every poll.
+        retry_log = log.debug if self.degraded is not None else log.warning
+        retry_log("database_retry", attempt=attempt, delay=delay, error=error)
 
     async def _attempt(
         self,
@@ -223,7 +238,8 @@ class StoreBase:
         """One try of a transaction, then the wake files of what it changed."""
         # Shielded: a cancelled caller must not leave a claim half-written. The deadline
         # inside the shield still ends a transaction the network lost.
-        with anyio.CancelScope(shield=True), anyio.fail_after(deadline):
+        limit = anyio.fail_after(deadline) if math.isfinite(deadline) else nullcontext()
+        with anyio.CancelScope(shield=True), limit:
             async with self._gate(write), self.engine.connect() as conn:
                 if write:
                     conn = await conn.execution_options(**{WRITE_OPTION: True})
