@@ -22,6 +22,7 @@ from legacy_database import (
     legacy_rows,
     table_names,
 )
+from raw_sql import write_sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from support import fast_settings
@@ -52,16 +53,6 @@ async def everything(database_url: str) -> dict[str, Any]:
         "tasks": await dump(database_url, "tasks", LEGACY_COLUMNS),
         "thoughts": await dump(database_url, "thoughts", ("thought_id", "task_id", "content")),
     }
-
-
-async def execute(database_url: str, *statements: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def decide_a_wakeup(database_url: str) -> None:
@@ -138,7 +129,7 @@ async def test_a_database_from_before_migrations_gets_what_it_lacks(database_url
     store = await Store.open(database_url)
     await store.request_shutdown("kept", requested_by="test")
     await store.close()
-    await execute(
+    await write_sql(
         database_url, "DROP TABLE alembic_version", "ALTER TABLE rollouts DROP COLUMN version"
     )
     report = await migrate(database_url, apply=True)

@@ -6,7 +6,8 @@ records a version that makes them refuse a migrated database."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text, update
+from raw_sql import read_sql, write_sql
+from sqlalchemy import select, update
 
 from persistence import Store, create_engine
 from persistence.migration import SchemaBehind, UnknownRevision, head_revision
@@ -15,33 +16,13 @@ from persistence.tables import DATABASE_SCHEMA_VERSION, schema_version
 from schemas import DatabaseUnavailable
 
 
-async def read(database_url: str, query: str) -> list[object]:
-    """Rows read around the Store (which may refuse the database)."""
-    engine = create_engine(database_url, read_only=True)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(r) for r in await conn.execute(text(query))]
-    finally:
-        await engine.dispose()
-
-
-async def write(database_url: str, *statements: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 async def test_a_new_database_is_made_at_head_and_records_the_version(database_url: str) -> None:
     await (await Store.open(database_url)).close()
     await (await Store.open(database_url)).close()  # a second open adds no second row
-    assert await read(database_url, "SELECT version_num FROM alembic_version") == [
+    assert await read_sql(database_url, "SELECT version_num FROM alembic_version") == [
         (head_revision(),)
     ]
-    assert await read(database_url, "SELECT version FROM coordinator_schema") == [
+    assert await read_sql(database_url, "SELECT version FROM coordinator_schema") == [
         (DATABASE_SCHEMA_VERSION,)
     ]
 
@@ -60,7 +41,7 @@ async def test_a_database_of_a_newer_schema_is_refused_untouched(
         await Store.open(database_url, read_only=read_only)
     assert isinstance(refused.value, DatabaseUnavailable)  # every command reports it so
     assert f"schema version {newer}" in str(refused.value)
-    assert await read(database_url, "SELECT version FROM coordinator_schema") == [(newer,)]
+    assert await read_sql(database_url, "SELECT version FROM coordinator_schema") == [(newer,)]
 
 
 @pytest.mark.parametrize("read_only", [False, True])
@@ -68,10 +49,10 @@ async def test_a_revision_this_code_does_not_know_is_refused_untouched(
     database_url: str, read_only: bool
 ) -> None:
     await (await Store.open(database_url)).close()
-    await write(database_url, "UPDATE alembic_version SET version_num = 'r9999'")
+    await write_sql(database_url, "UPDATE alembic_version SET version_num = 'r9999'")
     with pytest.raises(UnknownRevision, match="newer coordinator"):
         await Store.open(database_url, read_only=read_only)
-    assert await read(database_url, "SELECT version_num FROM alembic_version") == [("r9999",)]
+    assert await read_sql(database_url, "SELECT version_num FROM alembic_version") == [("r9999",)]
 
 
 async def test_a_database_made_before_migrations_is_refused_and_names_migrate(
@@ -80,12 +61,12 @@ async def test_a_database_made_before_migrations_is_refused_and_names_migrate(
     store = await Store.open(database_url)
     await store.request_shutdown("before migrations", requested_by="test")
     await store.close()
-    await write(database_url, "DROP TABLE alembic_version")  # as create_all left it
+    await write_sql(database_url, "DROP TABLE alembic_version")  # as create_all left it
     with pytest.raises(SchemaBehind, match="coordinator migrate --dry-run") as refused:
         await Store.open(database_url)
     assert "made before migrations" in str(refused.value)
-    assert await read(database_url, "SELECT count(*) FROM tasks") == [(1,)]
-    tables = await read(database_url, "SELECT version FROM coordinator_schema")
+    assert await read_sql(database_url, "SELECT count(*) FROM tasks") == [(1,)]
+    tables = await read_sql(database_url, "SELECT version FROM coordinator_schema")
     assert tables == [(DATABASE_SCHEMA_VERSION,)]
 
 
