@@ -19,6 +19,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -82,8 +83,15 @@ def read_only_sqlite_url(database_url: str) -> URL:
     return url.set(database="file:" + quote(path), query=query)
 
 
-def tune_engine(engine: AsyncEngine, *, read_only: bool) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def tune_engine(
+    engine: Engine, *, read_only: bool, enable_wal: Callable[[Any], None] | None = None
+) -> None:
+    """Pragmas at connect, and ``BEGIN IMMEDIATE`` for writes, on ``engine`` (an async
+    engine's ``sync_engine``, or the simulator's inline one); ``enable_wal`` switches a
+    new connection's file to WAL (by default with retries, in SQLAlchemy's greenlet)."""
+    switch_to_wal = enable_wal or _enable_wal
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so we can emit BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
@@ -93,11 +101,11 @@ def tune_engine(engine: AsyncEngine, *, read_only: bool) -> None:
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = NORMAL")
             if not read_only:  # switching the journal mode is a write
-                _enable_wal(cursor)
+                switch_to_wal(cursor)
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -158,7 +166,7 @@ class SQLiteBackend:
     def create_engine(self, url: str, *, read_only: bool, **kwargs: Any) -> AsyncEngine:
         target: str | URL = read_only_sqlite_url(url) if read_only else url
         engine = create_async_engine(target, **kwargs)
-        tune_engine(engine, read_only=read_only)
+        tune_engine(engine.sync_engine, read_only=read_only)
         return engine
 
     async def serialize_writes(self, conn: AsyncConnection) -> None:
