@@ -31,6 +31,8 @@ class RolloutDriver:
         self._me = settings.occurrence_id
         self._log = log
         self._held: dict[str, int] = {}
+        self._fresh: set[str] = set()
+        """Leases taken since the last ``drive``: no renewal due yet."""
 
     @property
     def holding(self) -> frozenset[str]:
@@ -40,22 +42,19 @@ class RolloutDriver:
         """Take note of a lease obtained elsewhere (a decider drives its own wakeup)."""
         self._held[rollout_id] = token
 
-    def needs_members(self, view: FleetView, state: OccurrenceState) -> bool:
-        """Whether ``drive`` may step a rollout from ``view`` (it holds the lease, or may
-        take one that is free): only a step judges the members."""
-        for rollout in view.running:
-            if rollout.status is not RolloutStatus.RUNNING:
-                continue
-            if rollout.rollout_id in self._held:
-                return True
-            free_since = rollout.driver_lease_expires_at
-            free = free_since is None or free_since <= view.now
-            if free and may_hold_lease(rollout, self._me, state):
-                return True
-        return False
+    def needs_members(self, view: FleetView) -> bool:
+        """Whether ``drive`` will step a rollout of ``view``: it holds the lease (see
+        ``take_leases``). Only a step judges the members."""
+        return any(
+            rollout.status is RolloutStatus.RUNNING and rollout.rollout_id in self._held
+            for rollout in view.running
+        )
 
-    async def drive(self, view: FleetView, state: OccurrenceState) -> None:
-        # Held leases are not pruned from the view: it may predate a lease just adopted.
+    async def take_leases(self, view: FleetView, state: OccurrenceState) -> None:
+        """Keep the leases of ``view`` in step with it: note the ones lost or paused,
+        release the ones this occurrence may no longer hold, take the free ones it may.
+        None of it judges the members, so a light view does: a whole fleet racing for a
+        free lease reads the members only in the one occurrence that won it."""
         lease_ttl = self._settings.lease_ttl
         for rollout in view.running:
             rid = rollout.rollout_id
@@ -72,28 +71,42 @@ class RolloutDriver:
                 self._lost(rid, "taken over")
                 token = None
             active = may_hold_lease(rollout, self._me, state)
-            if token is not None and not active:
-                await self.release(rid)
-                continue
-            if token is None:
+            if token is not None:
                 if not active:
-                    continue
-                # Preferred drivers take a free lease at once; anyone else only after it
-                # stayed free one more lease, so a rollout never waits for the dead.
-                grace = 0.0 if may_drive(rollout, self._me, state) else lease_ttl
-                free_since = rollout.driver_lease_expires_at
-                if free_since is not None and free_since > view.now - grace:
-                    continue
-                token = await self._store.acquire_driver(rid, self._me, lease_ttl, grace=grace)
-                if token is None:
-                    continue
-                self._held[rid] = token
-                self._log.info(
-                    "driver_acquired",
-                    rollout_id=rid,
-                    driver_token=token,
-                    took_over_from=rollout.driver_id,
-                )
+                    await self.release(rid)
+                continue
+            if not active:
+                continue
+            # Preferred drivers take a free lease at once; anyone else only after it
+            # stayed free one more lease, so a rollout never waits for the dead.
+            grace = 0.0 if may_drive(rollout, self._me, state) else lease_ttl
+            free_since = rollout.driver_lease_expires_at
+            if free_since is not None and free_since > view.now - grace:
+                continue
+            token = await self._store.acquire_driver(rid, self._me, lease_ttl, grace=grace)
+            if token is None:
+                continue
+            self._held[rid] = token
+            self._fresh.add(rid)
+            self._log.info(
+                "driver_acquired",
+                rollout_id=rid,
+                driver_token=token,
+                took_over_from=rollout.driver_id,
+            )
+
+    async def drive(self, view: FleetView, state: OccurrenceState) -> None:
+        """One step of every rollout of ``view`` this occurrence holds (or takes now)."""
+        await self.take_leases(view, state)
+        # Held leases are not pruned from the view: it may predate a lease just adopted.
+        lease_ttl = self._settings.lease_ttl
+        fresh, self._fresh = self._fresh, set()
+        for rollout in view.running:
+            rid = rollout.rollout_id
+            token = self._held.get(rid)
+            if token is None or rollout.status is not RolloutStatus.RUNNING:
+                continue
+            if rid in fresh:
                 renew = False  # just acquired: the lease is fresh
             else:
                 expires = rollout.driver_lease_expires_at or view.now

@@ -51,8 +51,11 @@ class PollLoop:
                 if view is None:
                     view = await self._views.read(members=False)
                     await self._outage.answered()
-                if not view.with_members and member.driver.needs_members(view, member.phase):
-                    view = await self._views.read(members=True)
+                if not view.with_members:
+                    # Leases first, from the light view: only a holder reads the members.
+                    await member.driver.take_leases(view, member.phase)
+                    if member.driver.needs_members(view):
+                        view = await self._views.read(members=True)
                 self._views.publish(view)
                 await self._tick(view)
             except DatabaseUnavailable as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect, bindparam, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.rows import rollout_from_row, task_from_row, wave_from_row
@@ -27,6 +28,7 @@ from schemas.policy import wakeup_in_force
 __all__ = [
     "IN_PROGRESS_STATUSES",
     "RolloutsOfInterest",
+    "any_of",
     "load_rollouts",
     "open_tasks",
     "rollouts_of_interest",
@@ -39,13 +41,38 @@ __all__ = [
 _WAVES_OF = select(waves).where(waves.c.rollout_id.in_(bindparam("ids", expanding=True)))
 
 
+def any_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)`` for a fixed set, as equalities: an ``in_`` list is an
+    expanding parameter, rendered again at every execution of a statement built once."""
+    return or_(*(column == value for value in values))
+
+
+_FIXED_UP_TO = 16
+"""Up to this many rollouts, their waves are read by a statement built for the count."""
+
+
+@functools.cache
+def _waves_of(count: int) -> Any:
+    return select(waves).where(
+        or_(*(waves.c.rollout_id == bindparam(f"id{i}") for i in range(count)))
+    )
+
+
 async def load_rollouts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[RolloutRecord]:
-    """Attach waves to rollout rows with one query."""
+    """Attach waves to rollout rows with one query (a fixed one for the usual few rows:
+    see ``any_of``)."""
     ids = [r.rollout_id for r in rows]
+    if not ids:
+        return []
+    if len(ids) <= _FIXED_UP_TO:
+        wave_rows = await conn.execute(
+            _waves_of(len(ids)), {f"id{i}": v for i, v in enumerate(ids)}
+        )
+    else:
+        wave_rows = await conn.execute(_WAVES_OF, {"ids": ids})
     by_rollout: dict[str, list[WaveRecord]] = defaultdict(list)
-    if ids:
-        for w in await conn.execute(_WAVES_OF, {"ids": ids}):
-            by_rollout[w.rollout_id].append(wave_from_row(w))
+    for w in wave_rows:
+        by_rollout[w.rollout_id].append(wave_from_row(w))
     return [rollout_from_row(r, by_rollout[r.rollout_id]) for r in rows]
 
 
@@ -87,7 +114,7 @@ def _of_interest() -> Any:
     shutdown_id = _latest(LifecycleKind.SHUTDOWN, accepted=True)
     query = select(rollouts, wakeup_id.label("latest_wakeup"), shutdown_id.label("latest_shutdown"))
     return query.where(
-        rollouts.c.status.in_(IN_PROGRESS_STATUSES)
+        any_of(rollouts.c.status, IN_PROGRESS_STATUSES)
         | (rollouts.c.rollout_id == wakeup_id)
         | (rollouts.c.rollout_id == shutdown_id)
     )
@@ -112,7 +139,7 @@ async def rollouts_of_interest(conn: AsyncConnection) -> RolloutsOfInterest:
 _OPEN_TASKS = (
     select(tasks)
     .where(tasks.c.agent_occurrence_id == SHARED_OCCURRENCE_ID)
-    .where(tasks.c.status.in_([s.value for s in OPEN_TASK_STATUSES]))
+    .where(any_of(tasks.c.status, [s.value for s in OPEN_TASK_STATUSES]))
 )
 
 

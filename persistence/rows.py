@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Row
 
@@ -22,6 +22,8 @@ from schemas import (
     WaveStatus,
 )
 
+R = TypeVar("R")
+
 # These tables' columns are named like their records' fields: validate the row as it is.
 
 
@@ -34,24 +36,46 @@ def task_from_row(row: Row[Any]) -> SharedTask:
     return SharedTask.model_validate(values)
 
 
-_DECODED: dict[tuple[tuple[str, ...], tuple[Any, ...]], OccurrenceRecord] = {}
-"""Member rows decoded before, by their names and values. Every poll reads every member,
-and most rows have not changed since the last poll: the record of an identical row is
-the same (records are frozen), so it is validated once. Bounded: cleared when full."""
-_DECODED_LIMIT = 20_000
+class _Decoded(Generic[R]):
+    """Records decoded before, by their rows' names and values. Every poll reads the same
+    rows again (every member, the rollouts in progress and their waves), and most have
+    not changed since the last poll: the record of an identical row is the same (records
+    are frozen), so it is built once. Bounded: cleared when full."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._records: dict[Hashable, R] = {}
+        self._limit = limit
+
+    def get(self, key: Hashable, build: Callable[[], R]) -> R:
+        record = self._records.get(key)
+        if record is None:
+            if len(self._records) >= self._limit:
+                self._records.clear()
+            record = self._records[key] = build()
+        return record
+
+
+def _row_key(row: Row[Any]) -> Hashable:
+    # JSON columns come back as lists: as tuples they key the row as well.
+    return (row._fields, tuple(tuple(v) if isinstance(v, list) else v for v in row))
+
+
+_OCCURRENCES: _Decoded[OccurrenceRecord] = _Decoded()
+_WAVES: _Decoded[WaveRecord] = _Decoded()
+_ROLLOUTS: _Decoded[RolloutRecord] = _Decoded()
 
 
 def occurrence_from_row(row: Row[Any]) -> OccurrenceRecord:
-    key = (row._fields, tuple(row))
-    record = _DECODED.get(key)
-    if record is None:
-        if len(_DECODED) >= _DECODED_LIMIT:
-            _DECODED.clear()
-        record = _DECODED[key] = OccurrenceRecord.model_validate(dict(row._mapping))
-    return record
+    return _OCCURRENCES.get(
+        (row._fields, tuple(row)), lambda: OccurrenceRecord.model_validate(dict(row._mapping))
+    )
 
 
 def wave_from_row(row: Row[Any]) -> WaveRecord:
+    return _WAVES.get(_row_key(row), lambda: _wave_from_row(row))
+
+
+def _wave_from_row(row: Row[Any]) -> WaveRecord:
     m = row._mapping
     return WaveRecord(
         rollout_id=m["rollout_id"],
@@ -95,6 +119,11 @@ def wave_values(wave: WaveRecord) -> dict[str, Any]:
 
 
 def rollout_from_row(row: Row[Any], waves: Sequence[WaveRecord]) -> RolloutRecord:
+    key = (_row_key(row), tuple(sorted(waves, key=lambda w: w.index)))
+    return _ROLLOUTS.get(key, lambda: _rollout_from_row(row, key[1]))
+
+
+def _rollout_from_row(row: Row[Any], waves: tuple[WaveRecord, ...]) -> RolloutRecord:
     m = row._mapping
     return RolloutRecord(
         rollout_id=m["rollout_id"],
@@ -119,7 +148,7 @@ def rollout_from_row(row: Row[Any], waves: Sequence[WaveRecord]) -> RolloutRecor
         driver_token=m["driver_token"],
         driver_lease_expires_at=m["driver_lease_expires_at"],
         version=m["version"],
-        waves=tuple(sorted(waves, key=lambda w: w.index)),
+        waves=waves,
     )
 
 
