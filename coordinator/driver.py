@@ -95,9 +95,13 @@ class RolloutDriver:
                 took_over_from=rollout.driver_id,
             )
 
-    async def drive(self, view: FleetView, state: OccurrenceState) -> None:
-        """One step of every rollout of ``view`` this occurrence holds (or takes now)."""
-        await self.take_leases(view, state)
+    async def drive(
+        self, view: FleetView, state: OccurrenceState, *, leases_taken: bool = False
+    ) -> None:
+        """One step of every rollout of ``view`` this occurrence holds (or takes now,
+        unless ``take_leases`` already ran on ``view``)."""
+        if not leases_taken:
+            await self.take_leases(view, state)
         # Held leases are not pruned from the view: it may predate a lease just adopted.
         lease_ttl = self._settings.lease_ttl
         fresh, self._fresh = self._fresh, set()

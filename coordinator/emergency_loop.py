@@ -1,11 +1,12 @@
 """The emergency loop: look for emergency commands when one was written (NOTIFY on
 PostgreSQL, a wake file on SQLite) and at least every poll interval of the injected
-clock (where the Store is the sole writer, only if it committed a command since), and
-answer each once. Separate from the poll loop so a slow poll or a busy action
-never delays a stop."""
+clock (where the Store is the sole writer, only when it commits a command: its commits
+wake the loop at once, see ``Commits.on_emergency``), and answer each once. Separate
+from the poll loop so a slow poll or a busy action never delays a stop."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from coordinator.clock import seconds_per_wall_second
@@ -34,6 +35,8 @@ class EmergencyLoop:
         self._wake = Nap(member.clock)
         self._changes: frozenset[Change] = frozenset()
         """What the change feed reported and this loop has not dispatched yet."""
+        self._waits_for_commit = False
+        """Napping until the Store commits a command (a sole writer's, see ``run``)."""
 
     def on_change(self, changes: frozenset[Change]) -> None:
         """A process committed ``changes`` (NOTIFY, or SQLite's wake files).
@@ -48,6 +51,18 @@ class EmergencyLoop:
         self._wake.poke()
 
     async def run(self) -> None:
+        commits = self._member.store.commits
+        commits.on_emergency.append(self._emergency_committed)
+        try:
+            await self._check_until_done()
+        finally:
+            commits.on_emergency.remove(self._emergency_committed)
+
+    def _emergency_committed(self) -> None:
+        if self._waits_for_commit:
+            self.on_change(frozenset({Change.EMERGENCY}))
+
+    async def _check_until_done(self) -> None:
         member = self._member
         clock = member.clock
         # The periodic check is the safety net under the change feed, which hears a new
@@ -83,7 +98,16 @@ class EmergencyLoop:
                     member.log.warning("emergency_check_failed", error=str(exc))
             if Change.FLEET in changes:
                 self._fleet_changed()
-            await self._wake.nap(check_at - clock.now())
+            if store.sole_writer and checked == store.commits.emergency:
+                # Nothing to check until a command is committed, and the sole writer's
+                # commits say so at once (``Commits.on_emergency``): no periodic wake.
+                self._waits_for_commit = True
+                try:
+                    await self._wake.nap(math.inf)
+                finally:
+                    self._waits_for_commit = False
+            else:
+                await self._wake.nap(check_at - clock.now())
 
     async def _answer(self, record: CommandRecord, replayed: bool) -> None:
         member, verifier, log = self._member, self._verifier, self._member.log

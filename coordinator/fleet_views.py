@@ -74,6 +74,8 @@ class FleetViews:
         read, store = self._read, self._store
         if read is None or store is None or self._waiting or store.degraded is not None:
             return None
+        if not store.sole_writer:  # a fault is due (simulator): the read must be made
+            return None
         seen = _seen(store, read.view.with_members)
         if seen != read.fleet_commits or now - read.oldest_beat >= self._member_ttl:
             return None

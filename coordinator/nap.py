@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 
 from coordinator.clock import Clock
@@ -9,8 +11,8 @@ from coordinator.clock import Clock
 
 class Nap:
     """``await nap.nap(seconds)`` sleeps ``seconds`` of ``clock``'s time, or until
-    ``poke()``. A poke while awake is kept: the next nap returns at once, so a wake-up
-    that arrives while the loop works is never lost."""
+    ``poke()`` (``math.inf``: until poked). A poke while awake is kept: the next nap
+    returns at once, so a wake-up that arrives while the loop works is never lost."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -28,6 +30,9 @@ class Nap:
             return
         with anyio.CancelScope() as scope:
             self._scope = scope
-            await self._clock.sleep(seconds)
+            if math.isinf(seconds):  # until poked: no timer
+                await anyio.sleep_forever()
+            else:
+                await self._clock.sleep(seconds)
         self._scope = None
         self._poked = False

@@ -51,11 +51,11 @@ class PollLoop:
                 if view is None:
                     view = await self._views.read(members=False)
                     await self._outage.answered()
-                if not view.with_members:
-                    # Leases first, from the light view: only a holder reads the members.
-                    await member.driver.take_leases(view, member.phase)
-                    if member.driver.needs_members(view):
-                        view = await self._views.read(members=True)
+                # Leases first, from whatever view: only a holder reads the members.
+                await member.driver.take_leases(view, member.phase)
+                if not view.with_members and member.driver.needs_members(view):
+                    view = await self._views.read(members=True)
+                    await member.driver.take_leases(view, member.phase)  # lost meanwhile?
                 self._views.publish(view)
                 await self._tick(view)
             except DatabaseUnavailable as exc:
@@ -68,7 +68,7 @@ class PollLoop:
     async def _tick(self, view: FleetView) -> None:
         member, actions = self._member, self._actions
         store, settings, me = member.store, member.settings, member.occurrence_id
-        await member.driver.drive(view, member.phase)
+        await member.driver.drive(view, member.phase, leases_taken=True)
         if self._acting or member.winding_down:
             return
         action = next_action(view, member.me, member.phase, driving=member.driver.holding)

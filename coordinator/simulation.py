@@ -56,7 +56,7 @@ MIN_TIME_SCALE = 0.1
 MAX_TIME_SCALE = 1_000.0
 """Beyond this a simulated poll interval is shorter than a real database round trip: the
 occurrences would spin instead of simulating the fleet."""
-MAX_OCCURRENCES = 500  # tasks of one process on one SQLite file
+MAX_OCCURRENCES = 1000  # tasks of one process on one SQLite file
 SETTLE_POLLS = 200  # at 0.5 simulated seconds each
 SETTLED_AFTER_WAKEUP = (OccurrenceState.WORK, OccurrenceState.FAILED)
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.membership import latest_incarnations
-from persistence.queries import open_tasks, rollouts_of_interest, select_rollouts
+from persistence.queries import (
+    RolloutsOfInterest,
+    open_tasks,
+    rollouts_of_interest,
+    select_rollouts,
+)
 from persistence.tables import rollouts
 from persistence.transactions import StoreBase
-from schemas import FleetView, LifecycleKind, NotFound, RolloutRecord
+from schemas import FleetView, LifecycleKind, NotFound, RolloutRecord, SharedTask
 
 
 class FleetReadStore(StoreBase):
@@ -18,7 +23,7 @@ class FleetReadStore(StoreBase):
 
         async def work(conn: AsyncConnection) -> FleetView:
             now = self.now()
-            interest = await rollouts_of_interest(conn)
+            interest, tasks = await self._light_rows(conn)
             return FleetView(
                 now=now,
                 members=tuple(await latest_incarnations(conn)) if members else (),
@@ -26,11 +31,29 @@ class FleetReadStore(StoreBase):
                 running=interest.running,
                 current_wakeup=interest.wakeup_in_force(now, decision_window),
                 latest_shutdown=interest.latest_shutdown,
-                open_tasks=tuple(await open_tasks(conn)),
+                open_tasks=tasks,
                 latest_wakeup=interest.latest_wakeup,
             )
 
         return await self._read(work)
+
+    async def _light_rows(
+        self, conn: AsyncConnection
+    ) -> tuple[RolloutsOfInterest, tuple[SharedTask, ...]]:
+        """The rollouts of interest and the open tasks. A sole writer's readers take
+        turns on one connection and its commits are counted before the next turn
+        (``Commits``): while nothing of these was committed since another reader read
+        them, that read is what this one would read."""
+        commits = self.commits
+        if self.sole_writer:
+            last = commits.light_rows
+            if last is not None and last[0] == commits.rollouts:
+                rows: tuple[RolloutsOfInterest, tuple[SharedTask, ...]] = last[1]
+                return rows
+        rows = (await rollouts_of_interest(conn), tuple(await open_tasks(conn)))
+        if self.sole_writer:
+            commits.light_rows = (commits.rollouts, rows)
+        return rows
 
     async def rollouts(
         self, *, limit: int | None = 20, kind: LifecycleKind | None = None

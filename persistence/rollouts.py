@@ -12,7 +12,7 @@ from persistence.queries import (
     load_rollouts,
 )
 from persistence.tables import rollouts, tasks, waves
-from persistence.transactions import StoreBase
+from persistence.transactions import StoreBase, wrote_nothing
 from schemas import (
     EventKind,
     NewEvent,
@@ -95,6 +95,7 @@ class RolloutStore(StoreBase):
                 .returning(rollouts.c.driver_token)
             )
             if token is None:
+                wrote_nothing(conn)
                 return None
             details: dict[str, Any] = {"driver_token": token}
             if previous:

@@ -13,6 +13,7 @@ from persistence.queries import load_rollouts
 from persistence.rows import task_from_row, wave_values
 from persistence.tables import rollouts, tasks, waves
 from persistence.task_requests import TaskRequestStore
+from persistence.transactions import wrote_nothing
 from schemas import (
     Claim,
     Decision,
@@ -63,6 +64,7 @@ class SharedTaskStore(TaskRequestStore):
                 )
             ).first()
             if row is None:
+                wrote_nothing(conn)
                 return None
             task = task_from_row(row)
             details: dict[str, Any] = {"fencing_token": task.fencing_token}

@@ -117,9 +117,12 @@ class SimulatedStore(Store):
     @property
     def sole_writer(self) -> bool:
         """The inline backend's, but not while a fault is due: a read must then be made
-        and fail (or answer) as it would for real, not be skipped as unchanged."""
+        and fail (or answer) as it would for real, not be skipped as unchanged; a frozen
+        process (paused) must stop at its next read, not poll on from a view it has."""
         faults = getattr(self, "faults", None)
-        due = faults is not None and (faults.partitioned or bool(faults.errors))
+        due = faults is not None and (
+            faults.partitioned or bool(faults.errors) or faults.resumed is not None
+        )
         return self._sole_writer and not due
 
     @sole_writer.setter

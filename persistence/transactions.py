@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,14 @@ T = TypeVar("T")
 log = get_logger("coordinator.store")
 
 _APPENDED = "coordinator_appended_events"
+_WROTE_NOTHING = "coordinator_wrote_nothing"
+
+
+def wrote_nothing(conn: AsyncConnection) -> None:
+    """Say that this write transaction changed no row (a claim or a lease someone else
+    holds): a sole writer's readers then need not read again for it (``Commits``)."""
+    conn.info[_WROTE_NOTHING] = True
+
 
 __all__ = ["ALL_CHANGES", "Change", "Clock", "Commits", "Degraded", "StoreBase"]
 
@@ -86,6 +94,13 @@ class Commits:
     emergency: int = 0
     """What the emergency check reads: the commands."""
     heartbeats: int = 0
+    on_emergency: list[Callable[[], None]] = field(default_factory=list)
+    """Called at once when a command is committed: a sole writer's emergency loops wait
+    for this rather than check periodically."""
+    light_rows: tuple[int, Any] | None = None
+    """What the last light read of this database read (``fleet_reads``), with the
+    ``rollouts`` count it was read at: while that count stands, what any reader's light
+    read would read. (A fleet's occurrences all read at once after a change.)"""
 
     def count(self, changed: frozenset[Change], *, heartbeat: bool, members_only: bool) -> None:
         if heartbeat:
@@ -100,6 +115,8 @@ class Commits:
             self.rollouts += not members_only
         if Change.EMERGENCY in kinds:
             self.emergency += 1
+            for listener in list(self.on_emergency):
+                listener()
 
 
 class StoreBase:
@@ -244,11 +261,14 @@ class StoreBase:
                 if write:
                     conn = await conn.execution_options(**{WRITE_OPTION: True})
                 conn.info.pop(_APPENDED, None)
+                conn.info.pop(_WROTE_NOTHING, None)
                 async with conn.begin():
                     result = await work(conn)
                 changed = conn.info.pop(_APPENDED, frozenset())
-        if write:
-            self.commits.count(changed, heartbeat=heartbeat, members_only=members_only)
+                # Counted before the connection is handed on: a sole writer's next
+                # reader (the same connection, in turn) sees the count of what it reads.
+                if write and not conn.info.pop(_WROTE_NOTHING, False):
+                    self.commits.count(changed, heartbeat=heartbeat, members_only=members_only)
         if changed:
             self.touch_wake_files(changed)
         return result

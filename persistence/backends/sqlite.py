@@ -84,7 +84,11 @@ def read_only_sqlite_url(database_url: str) -> URL:
 
 
 def tune_engine(
-    engine: Engine, *, read_only: bool, enable_wal: Callable[[Any], None] | None = None
+    engine: Engine,
+    *,
+    read_only: bool,
+    enable_wal: Callable[[Any], None] | None = None,
+    begin_on_cursor: bool = False,
 ) -> None:
     """Pragmas at connect, and ``BEGIN IMMEDIATE`` for writes, on ``engine`` (an async
     engine's ``sync_engine``, or the simulator's inline one); ``enable_wal`` switches a
@@ -108,7 +112,17 @@ def tune_engine(
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+        if not begin_on_cursor:
+            connection.exec_driver_sql(begin)  # a busy file's error comes back wrapped
+            return
+        # The sole connection of a sole writer finds no file busy: SQLAlchemy's execution
+        # path, which costs more than the BEGIN, is not needed to wrap its errors.
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(begin)
+        finally:
+            cursor.close()
 
 
 def _enable_wal(cursor: Any) -> None:

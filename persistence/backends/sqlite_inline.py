@@ -138,7 +138,7 @@ class InlineSQLiteBackend(SQLiteBackend):
             connect_args={"check_same_thread": False},
             **kwargs,
         )
-        tune_engine(sync_engine, read_only=False, enable_wal=_switch_to_wal)
+        tune_engine(sync_engine, read_only=False, enable_wal=_switch_to_wal, begin_on_cursor=True)
         # The Store is typed against SQLAlchemy's async engine; this one has the part of
         # its surface the Store uses (see the module's docstring).
         return cast(AsyncEngine, InlineEngine(sync_engine))
