@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordinator.abandoned import conclude_abandoned_shutdowns
+from coordinator.engine_report import engine_entry
 from coordinator.terminal_text import printable
 from persistence import Store
 from schemas import OccurrenceRecord, RolloutRecord, RolloutStatus, WaveRecord, WaveStatus
@@ -39,6 +40,7 @@ def _occurrence(m: OccurrenceRecord, now: float, member_ttl: float) -> dict[str,
         "last_heartbeat_at": iso(m.last_heartbeat_at),
         "host": m.host,
         "pid": m.pid,
+        "engine": engine_entry(m),
     }
 
 
@@ -110,7 +112,7 @@ def render(report: dict[str, Any]) -> str:
     if occ:
         parts.append(
             _table(
-                ["OCCURRENCE", "STATE", "ALIVE", "LAST HEARTBEAT", "HOST/PID"],
+                ["OCCURRENCE", "STATE", "ALIVE", "LAST HEARTBEAT", "HOST/PID", "ENGINE"],
                 [
                     [
                         o["occurrence_id"],
@@ -118,11 +120,18 @@ def render(report: dict[str, Any]) -> str:
                         "yes" if o["alive"] else "no",
                         o["last_heartbeat_at"] or "-",
                         printable(f"{o['host']}/{o['pid']}"),
+                        _engine_cell(o["engine"]),
                     ]
                     for o in occ
                 ],
             )
         )
+        parts += [
+            f"  {o['occurrence_id']}: COORDINATOR_ENGINE did not load, it runs "
+            f"{printable(o['engine']['name'])} instead: {printable(o['engine']['error'])}"
+            for o in occ
+            if o["engine"]["error"]
+        ]
     parts.append("")
     parts.append(f"Rollouts (newest first): {len(report['rollouts'])}")
     for r in report["rollouts"]:
@@ -137,6 +146,14 @@ def render(report: dict[str, Any]) -> str:
         if r["current_wave"] is not None:
             parts.append("    " + current_wave_line(r["current_wave"]))
     return "\n".join(parts)
+
+
+def _engine_cell(engine: dict[str, Any]) -> str:
+    # The name says what runs; "(fallback)" that it is not what was configured, and why
+    # is on its own line below the table (an error is too long for a cell).
+    if engine["name"] is None:
+        return str(engine["kind"])
+    return printable(engine["name"]) + (" (fallback)" if engine["error"] else "")
 
 
 def current_wave_line(wave: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from coordinator.driver import RolloutDriver
 from coordinator.emergency import make_verifier
 from coordinator.emergency_loop import EmergencyLoop
 from coordinator.engine import AcceptingEngine, DecisionEngine
+from coordinator.engine_loader import identify
 from coordinator.fleet_views import FleetViews
 from coordinator.heartbeat_loop import heartbeat_loop
 from coordinator.hooks import LifecycleHooks
@@ -42,6 +43,7 @@ from persistence.emergency import Verifier
 from schemas import (
     CommandRecord,
     DatabaseUnavailable,
+    EngineIdentity,
     OccurrenceState,
     Settings,
     SharedTask,
@@ -62,6 +64,7 @@ class OccurrenceRuntime:
         settings: Settings,
         *,
         engine: DecisionEngine | None = None,
+        engine_identity: EngineIdentity | None = None,
         hooks: LifecycleHooks | None = None,
         clock: Clock | None = None,
         store: Store | None = None,
@@ -69,6 +72,8 @@ class OccurrenceRuntime:
     ) -> None:
         self.settings = settings
         self.engine = engine or AcceptingEngine()
+        self.engine_identity = engine_identity or identify(self.engine)
+        """Recorded with its membership: which engine decides when this one does."""
         self.hooks = hooks or LifecycleHooks()
         self.clock = clock or SystemClock()
         self.agent_name = agent_name
@@ -211,6 +216,7 @@ class OccurrenceRuntime:
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 protocol_version=PROTOCOL_VERSION,
+                engine=self.engine_identity,
             ),
             clock=self.clock,
             retry_after=self.settings.poll_interval,

@@ -28,6 +28,7 @@ from schemas import (
     CommandRecord,
     Decision,
     EmergencyAck,
+    EngineIdentity,
     EventRecord,
     FleetView,
     LifecycleKind,
@@ -100,10 +101,17 @@ class StoreContract(Protocol):
     # -- membership ----------------------------------------------------------------------
 
     async def register(
-        self, occurrence_id: str, *, host: str, pid: int, protocol_version: int
+        self,
+        occurrence_id: str,
+        *,
+        host: str,
+        pid: int,
+        protocol_version: int,
+        engine: EngineIdentity | None = None,
     ) -> OccurrenceRecord:
         """Start a new incarnation of ``occurrence_id`` (generation + 1); older live
-        ones are superseded and learn it on their next heartbeat."""
+        ones are superseded and learn it on their next heartbeat. ``engine``, the
+        decision engine it loaded, is recorded on its row (``unknown`` without it)."""
 
     async def heartbeat(self, me: OccurrenceRecord) -> None:
         """Refresh liveness; ``Superseded`` if this incarnation was replaced or ended."""

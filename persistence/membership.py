@@ -13,6 +13,8 @@ from persistence.tables import occurrences
 from persistence.transactions import StoreBase
 from schemas import (
     CanaryGroup,
+    EngineIdentity,
+    EngineKind,
     EventKind,
     NewEvent,
     OccurrenceRecord,
@@ -133,15 +135,42 @@ def stopped_events(
     return notes
 
 
+def _engine_columns(engine: EngineIdentity | None) -> dict[str, Any]:
+    if engine is None:
+        return {"engine_kind": EngineKind.UNKNOWN.value, "engine_name": None, "engine_error": None}
+    return {
+        "engine_kind": engine.kind.value,
+        "engine_name": engine.name,
+        "engine_error": engine.error,
+    }
+
+
+def _engine_details(engine: EngineIdentity | None) -> dict[str, Any]:
+    """The registered event's record of the engine (the audit trail keeps it after the
+    row is superseded): nothing when none was said."""
+    if engine is None:
+        return {}
+    found = {"engine_kind": engine.kind.value, "engine_name": engine.name}
+    return found if engine.error is None else {**found, "engine_error": engine.error}
+
+
 class MembershipStore(StoreBase):
     async def register(
-        self, occurrence_id: str, *, host: str, pid: int, protocol_version: int
+        self,
+        occurrence_id: str,
+        *,
+        host: str,
+        pid: int,
+        protocol_version: int,
+        engine: EngineIdentity | None = None,
     ) -> OccurrenceRecord:
         """Start a new incarnation of ``occurrence_id``; older live ones are superseded.
 
         A restarted process must not inherit the liveness of the dead one, and two
         processes configured with the same id must not both count: the newest wins and
-        the older learns it on its next heartbeat.
+        the older learns it on its next heartbeat. ``engine`` (which decision engine it
+        loaded) is recorded on the row and in the registered event; without it the row
+        says ``unknown``.
         """
 
         async def work(conn: AsyncConnection) -> OccurrenceRecord:
@@ -177,6 +206,7 @@ class MembershipStore(StoreBase):
                 "started_at": now,
                 "last_heartbeat_at": now,
                 "stopped_at": None,
+                **_engine_columns(engine),
             }
             await conn.execute(insert(occurrences).values(**values))
             incarnation = {"incarnation_id": values["incarnation_id"]}
@@ -184,7 +214,7 @@ class MembershipStore(StoreBase):
                 NewEvent(
                     kind=EventKind.OCCURRENCE_REGISTERED,
                     occurrence_id=occurrence_id,
-                    details={**incarnation, "pid": pid, "host": host},
+                    details={**incarnation, "pid": pid, "host": host, **_engine_details(engine)},
                 )
             )
             notes.append(run_state_event(occurrence_id, RunState.START, **incarnation))

@@ -109,6 +109,11 @@ occurrences = Table(
     Column("started_at", UnixTime, nullable=False),
     Column("last_heartbeat_at", UnixTime, nullable=False),
     Column("stopped_at", UnixTime),
+    # Which decision engine the incarnation loaded (schemas.EngineIdentity); 'unknown'
+    # on rows registered before it was recorded (revision r0002).
+    Column("engine_kind", String(16), nullable=False, server_default="unknown"),
+    Column("engine_name", String(255)),
+    Column("engine_error", Text),
     UniqueConstraint("occurrence_id", "generation", name="uq_occurrences_generation"),
 )
 

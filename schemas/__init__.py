@@ -13,6 +13,12 @@ from schemas.commands import (
     SignedCommand,
     Verification,
 )
+from schemas.engine_identity import (
+    BUILTIN_ENGINE_NAME,
+    EngineIdentity,
+    EngineKind,
+    EngineLoadFailure,
+)
 from schemas.enums import (
     OPEN_TASK_STATUSES,
     WAVE_ORDER,
@@ -61,6 +67,7 @@ from schemas.records import (
 from schemas.settings import Settings, load_settings
 
 __all__ = [
+    "BUILTIN_ENGINE_NAME",
     "DEFAULT_FLEET_ID",
     "EMERGENCY_SHUTDOWN",
     "KIND_POLICIES",
@@ -80,6 +87,9 @@ __all__ = [
     "Decision",
     "EmergencyAck",
     "EmergencyCommand",
+    "EngineIdentity",
+    "EngineKind",
+    "EngineLoadFailure",
     "EventKind",
     "EventRecord",
     "FleetView",

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.engine_identity import EngineIdentity, EngineKind
 from schemas.enums import (
     CanaryGroup,
     LifecycleKind,
@@ -75,6 +76,17 @@ class OccurrenceRecord(Record):
     started_at: float
     last_heartbeat_at: float
     stopped_at: float | None
+    engine_kind: EngineKind = EngineKind.UNKNOWN
+    engine_name: str | None = None
+    engine_error: str | None = None
+    """Which decision engine this incarnation loaded (see ``EngineIdentity``)."""
+
+    @property
+    def engine(self) -> EngineIdentity | None:
+        """The engine recorded when it registered; None for a row that recorded none."""
+        if self.engine_kind is EngineKind.UNKNOWN or self.engine_name is None:
+            return None
+        return EngineIdentity(kind=self.engine_kind, name=self.engine_name, error=self.engine_error)
 
     def is_alive(self, now: float, member_ttl: float) -> bool:
         return self.stopped_at is None and now - self.last_heartbeat_at < member_ttl

@@ -13,12 +13,12 @@ from typing import Any
 
 from coordinator.api.context import ApiContext
 from coordinator.engine_loader import SETTING as ENGINE_ENV
+from coordinator.engine_report import engine_entry
 from coordinator.fleet_report import iso
 from persistence import SCHEMA_VERSION, Store
-from schemas import Settings
+from schemas import BUILTIN_ENGINE_NAME, Settings
 from schemas.settings import REDACTED, SECRET_SETTINGS, hide_password
 
-BUILTIN_ENGINE = "builtin:accept"
 PACKAGES = (
     "coordinator",
     "sqlalchemy",
@@ -71,9 +71,11 @@ async def collect_diagnostics(context: ApiContext) -> dict[str, Any]:
         "packages": packages,
         "database": await _database(settings, context.store),
         "engine": {
-            "source": settings.engine or BUILTIN_ENGINE,
+            "source": settings.engine or BUILTIN_ENGINE_NAME,
             "setting": ENGINE_ENV,
-            "note": "the engine `run` occurrences load; this server loads none",
+            "note": "source: this server's setting (it loads no engine); occurrences: "
+            "what each occurrence's newest incarnation loaded when it registered",
+            **await _occurrence_engines(settings, context.store),
         },
         "emergency": {
             "trusted_keys": len(context.key_ids),
@@ -85,6 +87,25 @@ async def collect_diagnostics(context: ApiContext) -> dict[str, Any]:
             "token_configured": settings.api_token is not None,
         },
         "settings": redacted_settings(settings),
+    }
+
+
+async def _occurrence_engines(settings: Settings, store: Store) -> dict[str, Any]:
+    try:
+        members = await store.members()
+        now = store.now()
+    except Exception as exc:  # as for the database: reported, never raised
+        return {"occurrences": None, "occurrences_error": str(exc) or type(exc).__name__}
+    return {
+        "occurrences": [
+            {
+                "occurrence_id": m.occurrence_id,
+                "incarnation_id": m.incarnation_id,
+                "alive": m.is_alive(now, settings.member_ttl),
+                **engine_entry(m),
+            }
+            for m in members
+        ]
     }
 
 

@@ -15,6 +15,10 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
+from coordinator.engine_report import engine_mismatch
+from schemas import EngineIdentity, EngineKind
 
 REQUIRED_METRICS = (
     "coordinator_up",
@@ -50,6 +54,8 @@ class Expectations:
     backend: str | None = None
     min_alive: int = 0
     token: str | None = None
+    engine: str | None = None
+    """``builtin``, ``external`` or a ``module:attr``: what every live occurrence loaded."""
 
 
 class Unreachable(Exception):
@@ -153,7 +159,44 @@ def _diagnostics(client: httpx.Client, expect: Expectations, found: dict[str, An
         check.problems.append(f"the backend is {backend}, expected {expect.backend}")
     if expect.token and expect.token in response.text:
         check.problems.append("the diagnostics show the API token: it must be redacted")
+    if expect.engine is not None:
+        _check_engines(check, body.get("engine") or {}, expect.engine)
     return check
+
+
+def _check_engines(check: Check, engine: dict[str, Any], expected: str) -> None:
+    """One problem per live occurrence that loaded something other than ``expected``."""
+    entries = engine.get("occurrences")
+    if not isinstance(entries, list):
+        error = engine.get("occurrences_error")
+        check.problems.append(
+            f"cannot check the engines: {error}"
+            if error
+            else "the diagnostics list no occurrence's engine (a server from before engine "
+            "diagnostics)"
+        )
+        return
+    alive = [e for e in entries if isinstance(e, dict) and e.get("alive")]
+    if not alive:
+        check.problems.append(f"no live occurrence to check for engine {expected}")
+        return
+    off = [
+        f"{entry.get('occurrence_id')} {reason}, expected {expected}"
+        for entry in alive
+        if (reason := engine_mismatch(_identity(entry), expected)) is not None
+    ]
+    check.problems += off
+    if not off:
+        check.notes.append(f"engine {expected} on all {len(alive)} live occurrence(s)")
+
+
+def _identity(entry: dict[str, Any]) -> EngineIdentity | None:
+    if entry.get("kind") in (None, EngineKind.UNKNOWN.value) or entry.get("name") is None:
+        return None
+    try:
+        return EngineIdentity(kind=entry["kind"], name=entry["name"], error=entry.get("error"))
+    except ValidationError:
+        return None  # a kind this smoke does not know: not the engine it expects
 
 
 def _metrics(client: httpx.Client, found: dict[str, Any]) -> Check:

@@ -29,7 +29,8 @@ from coordinator.runtime import OccurrenceRuntime
 from schemas import ConfigurationError, OccurrenceState, Settings
 
 HELP = "run one occurrence: wake up through the fleet, serve, leave on a coordinated shutdown"
-# The decision engine is the built-in one (accepts) unless --engine names another.
+# The decision engine is the built-in one (accepts) unless --engine names another that
+# loads; which one it is, and why a named one did not load, is recorded with the member.
 
 EXIT_CODES: dict[LeaveReason, int] = {
     LeaveReason.COORDINATED_SHUTDOWN: EXIT_OK,
@@ -67,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
-        loaded = load_engine(settings.engine)
+        loaded = load_engine(settings.engine)  # never refuses: see engine_loader
         make_verifier(settings)  # unreadable trusted keys stop the start, with exit 2
     except ConfigurationError as exc:
         return refuse("run", exc)
@@ -98,8 +99,15 @@ def _exit_at_once(code: int) -> NoReturn:
 
 async def _serve(settings: Settings, loaded: LoadedEngine) -> int:
     log = get_logger("coordinator").bind(occurrence_id=settings.occurrence_id)
-    log.info("engine_loaded", source=loaded.source)
-    runtime = OccurrenceRuntime(settings, engine=loaded.engine)
+    if loaded.failure is not None:
+        log.error(
+            "engine_load_failed",
+            failure=loaded.failure.failure.value,
+            error=str(loaded.failure),
+            fallback=loaded.source,
+        )
+    log.info("engine_loaded", kind=loaded.identity.kind.value, source=loaded.source)
+    runtime = OccurrenceRuntime(settings, engine=loaded.engine, engine_identity=loaded.identity)
 
     async def stop_on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -23,7 +23,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "smoke",
         help="check a running control API (status, diagnostics, metrics, token)",
         description="Check a running control API without changing anything: status, "
-        "diagnostics (the database answers; --expect-backend), Prometheus metrics, the "
+        "diagnostics (the database answers; --expect-backend; --expect-engine), Prometheus "
+        "metrics, the "
         "OpenAPI schema, and with a token that the token is accepted. Prints one line per "
         "check. Exit 0 all passed, 1 something is off (the reasons are printed), 2 bad "
         "arguments.",
@@ -31,6 +32,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "python -m coordinator smoke --base-url http://127.0.0.1:8077",
             "COORDINATOR_API_TOKEN=... python -m coordinator smoke --base-url "
             "http://127.0.0.1:8077 --expect-backend postgresql --min-alive 3",
+            "python -m coordinator smoke --base-url http://127.0.0.1:8077 "
+            "--expect-engine my_agent.engine:MyEngine",
         ),
     )
     parser.add_argument(
@@ -48,6 +51,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--expect-backend", choices=BACKEND_NAMES, help="fail unless the API uses it"
+    )
+    parser.add_argument(
+        "--expect-engine",
+        metavar="NAME",
+        type=utf8_text,
+        help="fail unless every live occurrence loaded this decision engine: builtin, "
+        "external (any of the agent's own), or the module:attr COORDINATOR_ENGINE names; an "
+        "occurrence whose engine failed to load never passes",
     )
     parser.add_argument(
         "--min-alive",
@@ -80,6 +91,8 @@ def handle(args: argparse.Namespace) -> int:
     base_url: str = args.base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         return refuse("smoke", f"--base-url must start with http:// or https:// (got {base_url!r})")
+    if args.expect_engine is not None and not args.expect_engine.strip():
+        return refuse("smoke", "--expect-engine needs a name: builtin, external or module:attr")
     # Imported here so that other commands do not pay for the HTTP client.
     import httpx
 
@@ -90,6 +103,7 @@ def handle(args: argparse.Namespace) -> int:
         backend=args.expect_backend,
         min_alive=args.min_alive,
         token=token.strip() if token else None,
+        engine=args.expect_engine.strip() if args.expect_engine else None,
     )
     try:
         with httpx.Client(base_url=base_url, timeout=args.timeout) as client:

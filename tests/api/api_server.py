@@ -1,5 +1,5 @@
 """A real ``python -m coordinator serve`` process on a free loopback port, and the keys
-and signed commands the tests send it."""
+and signed commands the tests send it, and ``smoke`` run against it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ TOKEN = "test-token-0123456789abcdef"
 START_DEADLINE = 30.0  # seconds for the server to listen and answer
 STOP_DEADLINE = 20.0  # seconds for a graceful stop after SIGTERM
 _LISTENING = re.compile(r"listening on (http://\S+)")
+SMOKE_TIMEOUT = 120  # seconds for one smoke run
 
 
 @dataclass
@@ -157,3 +158,16 @@ async def _answers(server: ApiServer) -> None:
             except httpx.TransportError:
                 pass
             await anyio.sleep(0.05)
+
+
+def smoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m coordinator smoke`` as an operator runs it: none of this process's
+    ``COORDINATOR_`` settings, only ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")}
+    return child_processes.run(
+        [sys.executable, "-m", "coordinator", "smoke", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT,
+    )

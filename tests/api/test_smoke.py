@@ -4,33 +4,16 @@ broken one, and never changes the fleet."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-import child_processes
 import pytest
-from api_server import TOKEN, ApiServer, start_api
+from api_server import TOKEN, ApiServer, smoke, start_api
 from fleet_state import Seeded, assert_nothing_changed, drop_database, snapshot
 
 from persistence import Store
 
 pytestmark = pytest.mark.processes
-
-SMOKE_TIMEOUT = 120  # seconds for one smoke run
-
-
-def smoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")}
-    return child_processes.run(
-        [sys.executable, "-m", "coordinator", "smoke", *args],
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_TIMEOUT,
-    )
 
 
 async def test_smoke_passes_against_a_healthy_server_and_changes_nothing(
