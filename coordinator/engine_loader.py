@@ -7,9 +7,10 @@ and what went wrong is recorded with its membership (``EngineIdentity.error``), 
 as ``engine_load_failed``, shown by ``status`` and ``/v1/diagnostics`` and failed by
 ``smoke --expect-engine``. Refusing to start would turn a bad engine roll-out into an
 outage of every occurrence it reached, and would leave nothing in the database to say
-why; rolling back is unsetting the setting. The built-in engine accepts everything, so a
-fleet that must never decide without its own engine checks ``smoke --expect-engine``
-after every change of it.
+why; rolling back is unsetting the setting. The built-in engine accepts everything, so
+an occurrence on it by fallback never claims a decision (``member_policy.next_action``):
+it follows the decisions of those whose engine loaded; ``smoke --expect-engine`` after
+every change of the engine finds the ones that fell back.
 """
 
 from __future__ import annotations

@@ -96,6 +96,9 @@ def next_action(
     *,
     driving: Collection[str] = (),
 ) -> MemberAction:
+    """What ``me`` does next from ``view``. An incarnation whose named decision engine
+    did not load (``engine_error``: it runs the built-in one, which accepts everything)
+    never claims a decision: it follows the ones the others make."""
     if state not in ACTIVE_STATES:
         return MemberAction(Act.WAIT, f"nothing to do in state {state.value}")
     leave = _shutdown_signal(view, me, driving)
@@ -104,7 +107,7 @@ def next_action(
     if state is OccurrenceState.WORK:
         return (
             _left_out_of_shutdown(view, me)
-            or _claim_shutdown(view)
+            or _claim_shutdown(view, me)
             or MemberAction(Act.WAIT, "serving")
         )
     return _waking(view, me)
@@ -144,14 +147,23 @@ def _left_out_of_shutdown(view: FleetView, me: OccurrenceRecord) -> MemberAction
     return None
 
 
-def _claim_shutdown(view: FleetView) -> MemberAction | None:
+NO_ENGINE = "the decision engine named by COORDINATOR_ENGINE did not load: the others decide"
+
+
+def _claim(task: SharedTask, me: OccurrenceRecord) -> MemberAction:
+    if me.engine_error is not None:
+        return MemberAction(Act.WAIT, NO_ENGINE)
+    return MemberAction(Act.CLAIM, task=task)
+
+
+def _claim_shutdown(view: FleetView, me: OccurrenceRecord) -> MemberAction | None:
     task = view.open_task(LifecycleKind.SHUTDOWN)
     if task is None:
         return None
     if view.running:
         return MemberAction(Act.WAIT, "shutdown requested; waiting for the running rollout")
     if claimable(task, view.now):
-        return MemberAction(Act.CLAIM, task=task)
+        return _claim(task, me)
     return MemberAction(Act.WAIT, f"{task.claimed_by} is deciding the shutdown")
 
 
@@ -164,7 +176,7 @@ def _waking(view: FleetView, me: OccurrenceRecord) -> MemberAction:
         if task is None:
             return MemberAction(Act.OPEN_WAKEUP)
         if claimable(task, view.now):
-            return MemberAction(Act.CLAIM, task=task)
+            return _claim(task, me)
         return MemberAction(Act.WAIT, f"{task.claimed_by} is deciding the wakeup")
     if wakeup.status is RolloutStatus.REJECTED:
         return MemberAction(Act.STOP_REJECTED, wakeup.decision.reason, rollout=wakeup)
@@ -173,7 +185,7 @@ def _waking(view: FleetView, me: OccurrenceRecord) -> MemberAction:
         return MemberAction(Act.ENTER_WORK, rollout=wakeup, wave=wave)
     if wakeup.status is RolloutStatus.ABORTED:
         # The fleet waits for an operator; a shutdown request is one way out.
-        return _claim_shutdown(view) or MemberAction(
+        return _claim_shutdown(view, me) or MemberAction(
             Act.WAIT, f"wakeup rollout aborted ({wakeup.abort_reason}); waiting for an operator"
         )
     if wave is not None:

@@ -1,7 +1,8 @@
 """Real ``run`` processes with a ``COORDINATOR_ENGINE`` that does not load, one per way
 it can fail: each starts on the built-in engine, records why on its membership row and
-logs it, and ``status`` shows it; unsetting the setting and restarting (the rollback)
-records the built-in engine with no error."""
+logs it, and ``status`` shows it; none of them decides (the one occurrence whose engine
+loaded decides the wakeup, and they follow it); unsetting the setting and restarting
+(the rollback) records the built-in engine with no error."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ BROKEN = {  # occurrence id -> (COORDINATOR_ENGINE, the failure recorded)
     "occurrence-5": ("agent_engines:not_an_engine", "not_an_engine"),
     "occurrence-6": ("agent_engines", "malformed_name"),
 }
+HEALTHY = ("occurrence-7", "agent_engines:Engine")
+"""The one occurrence whose engine loads: the only one that may decide."""
 STOP_DEADLINE = 30  # seconds for a run to leave on SIGTERM
 
 
@@ -71,21 +74,28 @@ async def test_each_broken_engine_is_recorded_and_unsetting_it_rolls_back(
     path = os.pathsep.join(
         p for p in (str(engines_folder(tmp_path)), os.environ.get("PYTHONPATH")) if p
     )
-    env = coordinator_env(database_url, AGENT_OCCURRENCE_COUNT=str(len(BROKEN)), PYTHONPATH=path)
+    count = len(BROKEN) + 1
+    env = coordinator_env(database_url, AGENT_OCCURRENCE_COUNT=str(count), PYTHONPATH=path)
     broken = Fleet(tmp_path / "broken", env)
     broken.workdir.mkdir()
     fleets.append(broken)
-    for occurrence_id, (spec, _) in BROKEN.items():
+    for occurrence_id, (spec, _) in [*BROKEN.items(), (HEALTHY[0], (HEALTHY[1], ""))]:
         broken.start(occurrence_id, env={**env, "COORDINATOR_ENGINE": spec})
     store = await Store.open(database_url)
     try:
         members = await wait_members(
             store,
-            lambda ms: len(ms) == len(BROKEN) and all(m.state is OccurrenceState.WORK for m in ms),
+            lambda ms: len(ms) == count and all(m.state is OccurrenceState.WORK for m in ms),
             deadline=120,
-            what="every occurrence at work on the built-in engine",
+            what="every occurrence at work",
         )
+        (wakeup,) = await store.rollouts()
+        assert wakeup.decision.decided_by == HEALTHY[0], "a fallback engine decided"
+        healthy = next(m for m in members if m.occurrence_id == HEALTHY[0])
+        assert healthy.engine == EngineIdentity(kind=EngineKind.EXTERNAL, name=HEALTHY[1])
         for member in members:
+            if member.occurrence_id == HEALTHY[0]:
+                continue
             spec, failure = BROKEN[member.occurrence_id]
             assert (member.engine_kind, member.engine_name) == (
                 EngineKind.BUILTIN,
@@ -99,8 +109,9 @@ async def test_each_broken_engine_is_recorded_and_unsetting_it_rolls_back(
         shown = coordinator("status", "--json", env=env)
         assert shown.returncode == 0, shown.stderr
         engines = {o["occurrence_id"]: o["engine"] for o in json.loads(shown.stdout)["occurrences"]}
-        assert {o: e["error"].split(":")[0] for o, e in engines.items()} == {
-            o: failure for o, (_, failure) in BROKEN.items()
+        assert {o: (e["error"] or "").split(":")[0] for o, e in engines.items()} == {
+            **{o: failure for o, (_, failure) in BROKEN.items()},
+            HEALTHY[0]: "",
         }
         text = coordinator("status", env=env).stdout
         assert text.count("builtin:accept (fallback)") == len(BROKEN), text
@@ -112,7 +123,7 @@ async def test_each_broken_engine_is_recorded_and_unsetting_it_rolls_back(
         stop(broken)
         rolled_back = Fleet(tmp_path, env)  # COORDINATOR_ENGINE unset
         fleets.append(rolled_back)
-        for occurrence_id in BROKEN:
+        for occurrence_id in [*BROKEN, HEALTHY[0]]:
             rolled_back.start(occurrence_id)
         members = await wait_members(
             store,
@@ -121,7 +132,7 @@ async def test_each_broken_engine_is_recorded_and_unsetting_it_rolls_back(
             what="every occurrence restarted without COORDINATOR_ENGINE, at work",
         )
         assert {m.occurrence_id: m.engine for m in members} == {
-            o: EngineIdentity.builtin() for o in BROKEN
+            o: EngineIdentity.builtin() for o in [*BROKEN, HEALTHY[0]]
         }
         text = coordinator("status", env=env).stdout
         assert "fallback" not in text and "did not load" not in text, text

@@ -158,6 +158,29 @@ def test_a_wakeup_task_whose_lease_expired_is_claimed() -> None:
     assert (action.act, action.task) == (Act.CLAIM, stale)
 
 
+@pytest.mark.parametrize(
+    ("kind", "state"), [(WAKEUP, S.STARTING), (WAKEUP, S.WAKEUP), (SHUTDOWN, S.WORK)]
+)
+def test_an_occurrence_whose_engine_did_not_load_never_claims_a_decision(
+    kind: LifecycleKind, state: OccurrenceState
+) -> None:
+    # It runs the built-in engine, which accepts everything: the others decide.
+    fallback = occurrence("occ-7", state).model_copy(
+        update={"engine_error": "module_missing: cannot import 'agent'"}
+    )
+    for claimable_task in (
+        task(kind),
+        task(kind, TaskStatus.ACTIVE, claimed_by="occ-9", lease_expires_at=NOW - 1),
+    ):
+        action = next_action(view(tasks=[claimable_task]), fallback, state)
+
+        assert action.act is Act.WAIT
+        assert "did not load" in action.why
+        assert next_action(view(tasks=[claimable_task]), occurrence("occ-7", state), state).act is (
+            Act.CLAIM
+        )
+
+
 def test_someone_else_holding_a_live_lease_means_wait() -> None:
     action = next_action(view(tasks=[held_by_other(WAKEUP)]), occurrence("occ-7"), S.STARTING)
 
