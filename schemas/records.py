@@ -107,6 +107,9 @@ class WaveRecord(Record):
     failed: tuple[str, ...] = ()
 
 
+_WAVE_INDEX = "_wave_of_member"
+
+
 class RolloutRecord(Record):
     """A decided lifecycle change and its progress through the waves."""
 
@@ -133,10 +136,16 @@ class RolloutRecord(Record):
     waves: tuple[WaveRecord, ...]
 
     def wave_of(self, occurrence_id: str) -> WaveRecord | None:
-        for wave in self.waves:
-            if occurrence_id in wave.members:
-                return wave
-        return None
+        # Every occurrence asks at every poll: a scan of the members would cost the
+        # fleet's size each time, so the record keeps an index of its waves (beside its
+        # fields: equality and dumps ignore it), rebuilt for a copy with other waves.
+        indexed = self.__dict__.get(_WAVE_INDEX)
+        if indexed is None or indexed[0] is not self.waves:
+            index: dict[str, WaveRecord] = {}
+            for wave in reversed(self.waves):  # a member planned twice: its first wave
+                index.update(dict.fromkeys(wave.members, wave))
+            indexed = self.__dict__[_WAVE_INDEX] = (self.waves, index)
+        return indexed[1].get(occurrence_id)
 
 
 class EventRecord(Record):

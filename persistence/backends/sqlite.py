@@ -37,6 +37,10 @@ from persistence.changes import Change, OnChange
 from persistence.retry import WAL_SWITCH, retrying_in_greenlet
 from persistence.write_gate import WriteGate, gate_file_of
 
+INLINE_WRITE_INFO = "coordinator_inline_write"
+"""``Connection.info`` key of the simulator's inline connection: its turn's transaction
+is a write (``BEGIN IMMEDIATE``), see ``sqlite_inline``."""
+
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 WAKE_SUFFIX = "-wake"
 WAKE_CHECK = 0.05  # seconds between stat() calls of the wake files
@@ -111,18 +115,17 @@ def tune_engine(
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
         if not begin_on_cursor:
-            connection.exec_driver_sql(begin)  # a busy file's error comes back wrapped
+            write = connection.get_execution_options().get(WRITE_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
             return
-        # The sole connection of a sole writer finds no file busy: SQLAlchemy's execution
-        # path, which costs more than the BEGIN, is not needed to wrap its errors.
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(begin)
-        finally:
-            cursor.close()
+        # The simulator's one connection (``sqlite_inline``): its transactions are begun on
+        # the driver's connection, and SQLAlchemy joins the one open; it finds no file
+        # busy, so its errors need no wrapping.
+        raw: Any = connection.connection.dbapi_connection
+        if not raw.in_transaction:
+            write = connection.info.get(INLINE_WRITE_INFO, False)
+            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -23,8 +23,9 @@ use: ``connect``, ``begin``, ``execution_options``, ``execute``, ``scalar``, ``s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -32,8 +33,10 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, Connection, Engine, Result
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Delete, Update
 
 from persistence.backends.base import WRITE_OPTION
+from persistence.backends.sqlite import INLINE_WRITE_INFO as WRITE_INFO
 from persistence.backends.sqlite import URL_PREFIX, SQLiteBackend, tune_engine
 from persistence.changes import Change
 from persistence.write_gate import WriteGate
@@ -42,26 +45,55 @@ T = TypeVar("T")
 
 
 class InlineConnection:
-    """The fleet's one connection, for the transaction whose turn it is."""
+    """The fleet's one connection, for the transaction whose turn it is.
+
+    Its transaction is begun and ended on the driver's connection (``BEGIN``, ``COMMIT``)
+    and a plain write statement (no ``RETURNING``, no parameter rendered at execution)
+    runs on the driver's cursor, compiled once, its values converted by its types:
+    SQLAlchemy's transaction and execution paths cost several times what SQLite does for
+    a heartbeat. Everything else runs through
+    SQLAlchemy, inside the same transaction (``tune_engine`` begins none of its own
+    while one is open), and a transaction SQLAlchemy took part in is ended by it."""
 
     def __init__(self, sync: Connection) -> None:
         self.sync_connection = sync
         self.dialect = sync.dialect
+        self._raw = _driver_connection(sync)
 
     @property
     def info(self) -> dict[Any, Any]:
         return self.sync_connection.info
 
     async def execution_options(self, **options: Any) -> InlineConnection:
-        self.sync_connection.execution_options(**options)
+        if WRITE_OPTION in options:
+            self.info[WRITE_INFO] = bool(options.pop(WRITE_OPTION))
+        if options:
+            self.sync_connection.execution_options(**options)
         return self
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[InlineConnection]:
-        with self.sync_connection.begin():  # commits, or rolls back on any exception
+        sync, raw = self.sync_connection, self._raw
+        if sync.in_transaction() or raw.in_transaction:  # nested: the outer one ends it
             yield self
+            return
+        raw.execute("BEGIN IMMEDIATE" if self.info.get(WRITE_INFO) else "BEGIN")
+        try:
+            yield self
+        except BaseException:
+            sync.rollback() if sync.in_transaction() else raw.execute("ROLLBACK")
+            raise
+        if sync.in_transaction():
+            sync.commit()
+        else:
+            raw.execute("COMMIT")
 
-    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Result[Any]:
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        plain = None if kwargs else _plain_write(statement, self.dialect)
+        if plain is not None and self._raw.in_transaction:
+            values = plain.values(parameters)
+            if values is not None:
+                return _RowCount(self._raw.execute(plain.sql, values).rowcount)
         return self.sync_connection.execute(statement, parameters, **kwargs)
 
     async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
@@ -75,6 +107,80 @@ class InlineConnection:
 
     async def run_sync(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return function(self.sync_connection, *args, **kwargs)
+
+
+def _driver_connection(sync: Connection) -> Any:
+    """The ``sqlite3.Connection`` under ``sync``."""
+    return sync.connection.dbapi_connection
+
+
+@dataclass(frozen=True)
+class _RowCount:
+    """What a plain write's result is asked for: how many rows it changed."""
+
+    rowcount: int
+
+
+@dataclass(frozen=True)
+class _PlainWrite:
+    """A write statement compiled once, with the order of its parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: dict[str, Any]
+    convert: dict[str, Callable[[Any], Any]]
+    """The types' bind processors, as SQLAlchemy would apply them."""
+
+    def values(self, parameters: Any) -> tuple[Any, ...] | None:
+        """The driver's values for ``parameters``; None where the statement compiled once
+        is not the one SQLAlchemy would run (several rows, or a name it would add to the
+        statement): then SQLAlchemy runs it."""
+        if parameters is None:
+            parameters = {}
+        elif not isinstance(parameters, Mapping) or not parameters.keys() <= self.accepted:
+            return None
+        given = {**self.fixed, **parameters}
+        convert = self.convert
+        try:
+            return tuple(
+                convert[name](given[name]) if name in convert else given[name]
+                for name in self.names
+            )
+        except KeyError:  # a parameter left out: SQLAlchemy says which
+            return None
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        return frozenset(self.names)
+
+
+_PLAIN: dict[int, tuple[Any, _PlainWrite | None]] = {}
+"""By statement identity (the statement kept beside, so its id stays its own)."""
+
+
+def _plain_write(statement: Any, dialect: Any) -> _PlainWrite | None:
+    known = _PLAIN.get(id(statement))
+    if known is not None and known[0] is statement:
+        return known[1]
+    plain = None
+    # An UPDATE that names what it sets, or a DELETE: what it compiles to does not
+    # depend on the parameters (an INSERT's columns and an UPDATE's bare SET do).
+    explicit = isinstance(statement, Update) and bool(statement._values)
+    if (explicit or isinstance(statement, Delete)) and not statement._returning:
+        compiled = statement.compile(dialect=dialect)
+        # No parameter rendered at execution (an expanding IN): the string is final.
+        if not compiled.literal_execute_params and not compiled.post_compile_params:
+            names = tuple(compiled.positiontup or ())
+            fixed = {
+                name: bind.value
+                for name, bind in compiled.binds.items()
+                if bind.callable is None and not bind.required
+            }
+            plain = _PlainWrite(compiled.string, names, fixed, dict(compiled._bind_processors))
+    if len(_PLAIN) > 1000:
+        _PLAIN.clear()
+    _PLAIN[id(statement)] = (statement, plain)
+    return plain
 
 
 class InlineEngine:
@@ -93,12 +199,14 @@ class InlineEngine:
             if self._connection is None:
                 self._connection = self.sync_engine.connect()
             sync = self._connection
-            sync.execution_options(**{WRITE_OPTION: False})  # each turn says its own
+            sync.info[WRITE_INFO] = False  # each turn says its own
             try:
                 yield InlineConnection(sync)
             finally:
                 if sync.in_transaction():  # left open by a failure: nothing half-done stays
                     sync.rollback()
+                elif (raw := _driver_connection(sync)).in_transaction:
+                    raw.execute("ROLLBACK")
         # The answer comes back through the loop, as a driver's would: the seeded loop
         # chooses whether this task or another goes on first.
         await asyncio.sleep(0)

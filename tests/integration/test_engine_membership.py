@@ -80,7 +80,7 @@ def one_occurrence(database_url: str, **overrides: Any) -> Settings:
 
 async def start_occurrence(database_url: str, spec: str | None) -> OccurrenceRecord:
     """One occurrence as ``run`` starts it with ``COORDINATOR_ENGINE=spec``: its row, once
-    it is at work (the engine it fell back to, if any, decided its wakeup)."""
+    it is at work (its engine decided its wakeup)."""
     loaded = load_engine(spec)
     settings = one_occurrence(database_url, engine=spec)
     runtime = OccurrenceRuntime(settings, engine=loaded.engine, engine_identity=loaded.identity)
@@ -91,21 +91,45 @@ async def start_occurrence(database_url: str, spec: str | None) -> OccurrenceRec
     return next(m for m in members if m.occurrence_id == "a")
 
 
+POLLS_WATCHED = 20
+"""Poll intervals a fallback occurrence is watched not claiming the open wakeup."""
+
+
+async def watch_fallback(database_url: str, spec: str) -> OccurrenceRecord:
+    """One occurrence whose ``spec`` does not load: its row, once it has opened the
+    wakeup task and left it unclaimed for ``POLLS_WATCHED`` poll intervals."""
+    loaded = load_engine(spec)
+    settings = one_occurrence(database_url, engine=spec)
+    runtime = OccurrenceRuntime(settings, engine=loaded.engine, engine_identity=loaded.identity)
+    with anyio.fail_after(60):
+        async with runtime:
+            while not await read_sql(database_url, "SELECT status FROM tasks"):
+                await anyio.sleep(settings.poll_interval)
+            await anyio.sleep(POLLS_WATCHED * settings.poll_interval)
+            members = await runtime.store.members()
+            assert runtime.state is OccurrenceState.WAKEUP
+    return next(m for m in members if m.occurrence_id == "a")
+
+
 async def test_a_broken_engine_is_recorded_and_unsetting_it_records_builtin(
     database_url: str,
 ) -> None:
-    broken = await start_occurrence(database_url, "no_such_agent.engine:Engine")
+    broken = await watch_fallback(database_url, "no_such_agent.engine:Engine")
     assert broken.engine_kind is EngineKind.BUILTIN and broken.engine_name == BUILTIN_ENGINE_NAME
     assert broken.engine_error is not None
     assert broken.engine_error.startswith("module_missing: cannot import 'no_such_agent.engine'")
-
-    wakeups = await read_sql(database_url, "SELECT decision_reason FROM rollouts")
-    assert wakeups == [("wakeup accepted by the built-in engine",)]  # it decided, as built-in
+    # On the fallback it decides nothing: the wakeup it opened waits, unclaimed.
+    assert await read_sql(database_url, "SELECT status, claimed_by FROM tasks") == [
+        ("PENDING", None)
+    ]
+    assert await read_sql(database_url, "SELECT rollout_id FROM rollouts") == []
 
     rolled_back = await start_occurrence(database_url, None)  # the setting unset
 
     assert rolled_back.generation == broken.generation + 1
     assert rolled_back.engine == EngineIdentity.builtin()
+    wakeups = await read_sql(database_url, "SELECT decision_reason FROM rollouts")
+    assert wakeups == [("wakeup accepted by the built-in engine",)]  # decided once rolled back
 
 
 async def test_an_engine_handed_to_the_runtime_is_recorded_by_its_class(
