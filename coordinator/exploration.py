@@ -263,7 +263,7 @@ class _Trial:
     async def _start_at(self, fleet: SimulatedFleet, store: Store, number: int, at: float) -> None:
         if self.config.late_at_gate and at > START_SPREAD:
             latest = self.clock.origin + at + LATE_AT_GATE_WAIT
-            await until_gate_due(store, self.clock, self.seed, latest)
+            await until_gate_due(store, self.clock, latest)
             self.starts[number] = round(self.now(), 3)  # when it came up, for the outcome
         else:
             await self.clock.sleep(at)

@@ -81,9 +81,9 @@ class FaultWindow:
     """Past a lease (15 s), and by most of a member's TTL (30 s) or beyond it."""
 
 
-ZOMBIE_ARMED = 60.0
+ZOMBIE_ARMED = 120.0
 """A zombie fault waits this long (simulated seconds) for its occurrence to take a lease,
-then lapses: the leases of a lifecycle are taken in its first minute or so."""
+then lapses: the leases of a lifecycle are taken in its first two minutes or so."""
 
 
 @dataclass(frozen=True, order=True)

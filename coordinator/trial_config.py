@@ -85,10 +85,9 @@ class TrialConfig:
     late_start: tuple[float, float] = LATE_START
     """How often one occurrence comes up late, and when (simulated seconds)."""
     late_at_gate: bool = False
-    """The late occurrence comes up instead the moment one of the wakeup's health gates
-    falls due (a wave's soak ends, drawn from the seed among all but the last): when the
-    driver reads the fleet to judge that wave and signal the next, the join races its
-    step (see ``late_joiners``)."""
+    """The late occurrence comes up instead the moment the wakeup's gate before its last
+    wave falls due (that wave's soak ends): the driver then reads the fleet to judge it and
+    signal the last wave, the step a join to the last wave races (see ``late_joiners``)."""
     write_latency: tuple[float, float] = (0.0, 0.0)
     """Each write transaction of every occurrence starts after a delay drawn from this
     range (simulated seconds; none by default): the gap between a read and the write
