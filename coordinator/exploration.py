@@ -29,6 +29,7 @@ from coordinator.emergency import make_verifier
 from coordinator.engine import ScriptedEngine
 from coordinator.faults import FaultKind, draw_faults, faults_end
 from coordinator.hooks import LifecycleHooks
+from coordinator.late_joiners import until_gate_due
 from coordinator.signing import new_command, public_key_text, sign
 from coordinator.sim_fleet import SimulatedFleet
 from coordinator.trial_checks import (
@@ -62,6 +63,8 @@ from schemas import (
 
 CHECK_EVERY = 10.0  # simulated seconds between invariant checks during a trial
 STEP = 1.0  # simulated seconds between the operator's looks at the fleet
+LATE_AT_GATE_WAIT = 60.0
+"""How long past its drawn time a late occurrence waits for a gate (``late_at_gate``)."""
 
 
 async def run_trial(seed: int, config: TrialConfig) -> TrialOutcome:
@@ -108,10 +111,18 @@ class _Trial:
         try:
             async with anyio.create_task_group() as tg:
                 fleet = SimulatedFleet(
-                    tg, store, backend, self.clock, engine, LifecycleHooks(), self.raw_settings
+                    tg,
+                    store,
+                    backend,
+                    self.clock,
+                    engine,
+                    LifecycleHooks(),
+                    self.raw_settings,
+                    seed=self.seed,
+                    write_latency=self.config.write_latency,
                 )
                 for number, at in self.starts.items():
-                    tg.start_soon(self._start_at, fleet, number, at)
+                    tg.start_soon(self._start_at, fleet, store, number, at)
                 tg.start_soon(self._strike, fleet)
                 tg.start_soon(self._watch, store)
                 await getattr(self, f"_{self.scenario}")(store, fleet)
@@ -249,8 +260,13 @@ class _Trial:
 
     # -- faults and checks ----------------------------------------------------------------
 
-    async def _start_at(self, fleet: SimulatedFleet, number: int, at: float) -> None:
-        await self.clock.sleep(at)
+    async def _start_at(self, fleet: SimulatedFleet, store: Store, number: int, at: float) -> None:
+        if self.config.late_at_gate and at > START_SPREAD:
+            latest = self.clock.origin + at + LATE_AT_GATE_WAIT
+            await until_gate_due(store, self.clock, latest)
+            self.starts[number] = round(self.now(), 3)  # when it came up, for the outcome
+        else:
+            await self.clock.sleep(at)
         if not fleet.closing:
             fleet.start(number)
 

@@ -12,13 +12,27 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from coordinator.exploration import run_trial
+from coordinator.faults import draw_faults
 from coordinator.trial_config import TrialConfig, TrialOutcome
-from coordinator.virtual_time import run_seeded
+from coordinator.virtual_time import Livelock, run_seeded
 
 
 def one_trial(seed: int, config: TrialConfig) -> TrialOutcome:
-    """The trial of ``seed``, on its own virtual-time loop."""
-    return run_seeded(lambda: run_trial(seed, config), seed)
+    """The trial of ``seed``, on its own virtual-time loop; a livelock is a violation (of
+    liveness: the trial's own checks wait for a time that never comes)."""
+    try:
+        return run_seeded(lambda: run_trial(seed, config), seed)
+    except Livelock as exc:
+        return TrialOutcome(
+            seed=seed,
+            scenario=config.scenario_of(seed),
+            faults=draw_faults(seed, config.occurrences, config.faults, config.window),
+            struck=0,
+            violations=(f"liveness: livelock, {exc}",),
+            rollouts=(),
+            restarts=0,
+            simulated_seconds=round(exc.at, 1),
+        )
 
 
 def _quiet_trial(seed: int, config: TrialConfig) -> TrialOutcome:

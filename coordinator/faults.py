@@ -21,6 +21,12 @@ something a real fleet meets:
 - ``stalls``: for ``duration``, a share of the occurrence's reads are followed by a short
   freeze (a busy host, a long garbage collection): it acts on what it read a moment late,
   the gap in which other processes' commits land in a real fleet.
+- ``zombie``: the moment the occurrence next takes a lease (a task's claim, a rollout's
+  driver lease), it is frozen for ``duration``, past that lease (a suspended VM, a
+  stop-the-world pause of tens of seconds), while the fleet goes on without it: the lease
+  runs out and someone else takes it. Then it resumes and goes on with the lease it took:
+  a stale holder whose every write its fencing token must refuse. Aimed at a role, it
+  strikes whoever takes that role's lease next.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class FaultKind(StrEnum):
     ENGINE_REFUSE = "engine_refuse"
     ENGINE_HANG = "engine_hang"
     STALLS = "stalls"
+    ZOMBIE = "zombie"
 
 
 ALL_FAULTS = tuple(FaultKind)
@@ -70,6 +77,13 @@ class FaultWindow:
     skew: tuple[float, float] = (0.5, 10.0)
     slow_commit: tuple[float, float] = (0.05, 3.0)
     stalls: tuple[float, float] = (10.0, 60.0)
+    zombie: tuple[float, float] = (20.0, 40.0)
+    """Past a lease (15 s), and by most of a member's TTL (30 s) or beyond it."""
+
+
+ZOMBIE_ARMED = 120.0
+"""A zombie fault waits this long (simulated seconds) for its occurrence to take a lease,
+then lapses: the leases of a lifecycle are taken in its first two minutes or so."""
 
 
 @dataclass(frozen=True, order=True)
@@ -88,6 +102,10 @@ class Fault:
     """For ``pause``: freeze when the next read returns, not at once."""
 
     def describe(self) -> str:
+        if self.kind is FaultKind.ZOMBIE:
+            who = f"the next {self.role}" if self.role else f"occurrence-{self.occurrence}"
+            what = f"zombie {who} at {self.at:.1f} s: frozen at its next lease"
+            return what + f" for {self.duration:.1f} s"
         who = (
             f"the {self.role} (else occurrence-{self.occurrence})"
             if self.role
@@ -107,6 +125,8 @@ class Fault:
         """When the fault is over (a skew never is: it stays, and counts as at once)."""
         if self.kind in (FaultKind.CRASH, FaultKind.PAUSE, FaultKind.PARTITION, FaultKind.STALLS):
             return self.at + self.duration
+        if self.kind is FaultKind.ZOMBIE:  # at the latest: frozen just before it lapses
+            return self.at + ZOMBIE_ARMED + self.duration
         return self.at
 
 
@@ -152,6 +172,8 @@ def draw_faults(
             duration = draw.uniform(*window.slow_commit)
         elif kind is FaultKind.STALLS:
             duration = draw.uniform(*window.stalls)
+        elif kind is FaultKind.ZOMBIE:
+            duration = draw.uniform(*window.zombie)
         elif kind is FaultKind.TRANSIENT:
             error = draw.choice(TRANSIENT_ERRORS)
         role = draw.choice(ROLES) if draw.random() < ROLE_SHARE else ""

@@ -21,18 +21,20 @@ from anyio.abc import TaskGroup
 
 from coordinator.engine import DecisionEngine
 from coordinator.fault_injection import FaultyEngine, OccurrenceClock, OccurrenceFaults
-from coordinator.faults import Fault, FaultKind
+from coordinator.faults import ZOMBIE_ARMED, Fault, FaultKind
 from coordinator.hooks import LifecycleHooks
 from coordinator.runtime import OccurrenceRuntime
 from coordinator.virtual_time import VirtualClock
 from persistence import Store
 from persistence.backends import Backend
-from persistence.simulated_store import SimulatedStore
+from persistence.simulated_store import LeaseFreeze, SimulatedStore
 from schemas import TaskStatus, load_settings
 
 RESTART_AFTER_CRASH = 1.0  # seconds a supervisor waits before starting a crashed process
 OCCURRENCE_PREFIX = "occurrence-"
 DECISION_WINDOW = 86_400.0  # the default: what the fleet's own views judge by
+LEASES_OF_ROLE = {"claimer": frozenset({"claim"}), "driver": frozenset({"driver"})}
+ANY_LEASE = frozenset({"claim", "driver"})
 
 
 @dataclass
@@ -69,8 +71,13 @@ class SimulatedFleet:
         engine: DecisionEngine,
         hooks: LifecycleHooks,
         settings: Mapping[str, Any],
+        *,
+        seed: int = 0,
+        write_latency: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self._tg = tg
+        self._seed = seed
+        self._write_latency = write_latency
         self._observer = observer
         self._backend = backend
         self._clock = clock
@@ -84,12 +91,17 @@ class SimulatedFleet:
         """Set once the fleet's run is over: nothing is started again after it."""
         self.faulted: set[int] = set()
         """``id()`` of every incarnation a fault other than a crash struck."""
+        self._zombies_for_anyone: list[LeaseFreeze] = []
+        """Zombie faults aimed at a role, armed on every incarnation started meanwhile."""
 
     def start(self, number: int) -> None:
         running = self.current.get(number)
         if running is not None and not running.ended:
             return  # one process per occurrence: a supervisor never starts a second
         faults = OccurrenceFaults.on(self._clock)
+        faults.write_latency = self._write_latency
+        # Each incarnation its own stream: a restart does not shift the others' draws.
+        faults.latency_draw = random.Random(f"latency-{self._seed}-{len(self.everyone)}")
         clock = OccurrenceClock(self._clock, faults)
         store = SimulatedStore(self._observer.engine, clock.now, self._backend)
         store.faults = faults
@@ -105,6 +117,8 @@ class SimulatedFleet:
             store=store,
         )
         incarnation = Incarnation(number, runtime, faults, self._clock.now())
+        faults.freezes = [z for z in self._zombies_for_anyone if not z.taken]
+        faults.on_frozen = lambda: self.faulted.add(id(incarnation))
         self.current[number] = incarnation
         self.everyone.append(incarnation)
         self._tg.start_soon(self._run, incarnation)
@@ -152,12 +166,15 @@ class SimulatedFleet:
         self.closing = True
         for incarnation in self.current.values():
             incarnation.faults.pause_after_read = 0.0
+            incarnation.faults.freezes.clear()
             incarnation.faults.resume()
             incarnation.runtime.stop()
 
     async def strike(self, fault: Fault) -> bool:
         """Apply ``fault`` to the occurrence's current incarnation (or to the holder of
         its role's lease now); False if none runs."""
+        if fault.kind is FaultKind.ZOMBIE:
+            return self._arm_zombie(fault)
         number = await self._holder(fault.role) if fault.role else None
         incarnation = self.current.get(number or fault.occurrence)
         if incarnation is None or incarnation.ended or self.closing:
@@ -190,6 +207,26 @@ class SimulatedFleet:
         elif kind is FaultKind.STALLS:
             faults.stalls_until = self._clock.now() + fault.duration
             faults.stall_draw = random.Random(f"stalls-{fault.at}-{fault.occurrence}")
+        return True
+
+    def _arm_zombie(self, fault: Fault) -> bool:
+        """Arm a zombie fault: on the occurrence's incarnation, or (aimed at a role) on
+        every incarnation, running or started before it lapses, whoever takes that
+        role's lease first."""
+        if self.closing:
+            return False
+        until = self._clock.now() + ZOMBIE_ARMED
+        if not fault.role:
+            incarnation = self.current.get(fault.occurrence)
+            if incarnation is None or incarnation.ended:
+                return False
+            incarnation.faults.freezes.append(LeaseFreeze(fault.duration, ANY_LEASE, until))
+            return True
+        zombie = LeaseFreeze(fault.duration, LEASES_OF_ROLE[fault.role], until)
+        self._zombies_for_anyone.append(zombie)
+        for incarnation in self.current.values():
+            if not incarnation.ended:
+                incarnation.faults.freezes.append(zombie)
         return True
 
     async def _restart_after(self, number: int, downtime: float) -> None:

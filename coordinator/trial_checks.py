@@ -18,7 +18,8 @@ _LEAVING = ("shutting_down", "shutdown")
 
 
 def claims_after_decision(events: Sequence[EventRecord]) -> list[str]:
-    """A decided task is never claimed again (its decision is final)."""
+    """A decided task is never claimed again, nor given back (its decision is final: a
+    stale decider's failed write must not reopen it)."""
     decided: set[str] = set()
     found = []
     for e in events:
@@ -26,6 +27,8 @@ def claims_after_decision(events: Sequence[EventRecord]) -> list[str]:
             decided.add(e.task_id)
         elif e.kind == EventKind.TASK_CLAIMED and e.task_id in decided:
             found.append(f"{e.occurrence_id} claimed {e.task_id} after it was decided")
+        elif e.kind == EventKind.TASK_RELEASED and e.task_id in decided:
+            found.append(f"{e.occurrence_id} gave {e.task_id} back after it was decided")
     return found
 
 

@@ -84,6 +84,14 @@ class TrialConfig:
     late_share: float = LATE_SHARE
     late_start: tuple[float, float] = LATE_START
     """How often one occurrence comes up late, and when (simulated seconds)."""
+    late_at_gate: bool = False
+    """The late occurrence comes up instead the moment the wakeup's gate before its last
+    wave falls due (that wave's soak ends): the driver then reads the fleet to judge it and
+    signal the last wave, the step a join to the last wave races (see ``late_joiners``)."""
+    write_latency: tuple[float, float] = (0.0, 0.0)
+    """Each write transaction of every occurrence starts after a delay drawn from this
+    range (simulated seconds; none by default): the gap between a read and the write
+    computed from it, where other processes' commits land."""
 
     def __post_init__(self) -> None:
         if self.occurrences < 2:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.store import Store
-from schemas import Superseded
+from schemas import Claim, Superseded
 
 T = TypeVar("T")
 
@@ -46,6 +46,18 @@ def transient_error(name: str) -> BaseException:
 
 
 @dataclass
+class LeaseFreeze:
+    """A ``zombie`` fault armed: the first process (of those it is armed on) to take one
+    of ``leases`` before ``until`` is frozen ``seconds`` the moment it took it."""
+
+    seconds: float
+    leases: frozenset[str]
+    """``claim`` (a task's claim), ``driver`` (a rollout's driver lease)."""
+    until: float
+    taken: bool = False
+
+
+@dataclass
 class DatabaseFaults:
     """What is wrong with one simulated process's database right now, and with the
     process itself (killed, frozen), as its Store meets it. Set by the simulator's
@@ -61,11 +73,21 @@ class DatabaseFaults:
     """Transient errors the next statements fail with, one each."""
     slow_commits: list[float] = field(default_factory=list)
     pause_after_read: float = 0.0
+    """Freeze for this long once the next read returns (0: no such pause pending)."""
     stalls_until: float = 0.0
     """Until then some reads are followed by a short freeze (a busy host, a long GC)."""
     stall_draw: random.Random | None = None
     """The stalls' own seeded stream (whether a read stalls, and for how long)."""
-    """Freeze for this long once the next read returns (0: no such pause pending)."""
+    write_latency: tuple[float, float] = (0.0, 0.0)
+    """Each write transaction starts after a delay drawn from this range (a round trip
+    to the database, a connection taken from a pool): the gap between what a process
+    read and its write, in which other processes' commits land in a real fleet."""
+    latency_draw: random.Random | None = None
+    """The write latency's own seeded stream."""
+    freezes: list[LeaseFreeze] = field(default_factory=list)
+    """Zombie faults armed on this process (shared with others when aimed at a role)."""
+    on_frozen: Callable[[], None] | None = None
+    """Told when a zombie fault freezes this process (the simulator counts it struck)."""
 
     async def running(self) -> None:
         """Return once the process runs (at once unless paused). A killed one is being
@@ -102,6 +124,23 @@ class DatabaseFaults:
             return 0.0
         return draw.uniform(*STALL_SECONDS)
 
+    def write_delay(self) -> float:
+        """How long the write about to start waits first (0: none)."""
+        low, high = self.write_latency
+        if self.latency_draw is None or high <= 0.0:
+            return 0.0
+        return self.latency_draw.uniform(low, high)
+
+    async def took_lease(self, lease: str) -> None:
+        """The process just took a lease: a zombie fault armed for it freezes it now."""
+        for freeze in self.freezes:
+            if not freeze.taken and lease in freeze.leases and self.now() < freeze.until:
+                freeze.taken = True
+                if self.on_frozen is not None:
+                    self.on_frozen()
+                await self.pause_for(freeze.seconds)
+                return
+
     @property
     def partitioned(self) -> bool:
         return self.now() < self.partitioned_until
@@ -129,6 +168,20 @@ class SimulatedStore(Store):
     def sole_writer(self, value: bool) -> None:
         self._sole_writer = value
 
+    async def claim_task(self, task_id: str, holder: str, lease_ttl: float) -> Claim | None:
+        claim = await super().claim_task(task_id, holder, lease_ttl)
+        if claim is not None:
+            await self.faults.took_lease("claim")
+        return claim
+
+    async def acquire_driver(
+        self, rollout_id: str, holder: str, lease_ttl: float, *, grace: float = 0.0
+    ) -> int | None:
+        token = await super().acquire_driver(rollout_id, holder, lease_ttl, grace=grace)
+        if token is not None:
+            await self.faults.took_lease("driver")
+        return token
+
     async def _attempt(
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],
@@ -137,6 +190,8 @@ class SimulatedStore(Store):
         *rest: Any,
     ) -> T:
         faults = self.faults
+        if write and (delay := faults.write_delay()):
+            await faults.sleep(delay)
         await faults.running()
         if faults.killed:  # a killed process (its shielded cleanup, say) writes nothing more
             raise Superseded("simulated: the process was killed")  # retried by no one

@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from planted_defects import PLANTED
+from planted_defects import CONFIG_OF, PLANTED
 
 from coordinator.exploration_runs import one_trial
 from coordinator.faults import FaultWindow, parse_kinds
@@ -47,6 +47,12 @@ def main() -> int:
     parser.add_argument("--faults", default="all", help="the fault kinds drawn (default all)")
     parser.add_argument("--window-end", type=float, default=FaultWindow().end)
     parser.add_argument("--downtime", type=float, nargs=2, default=FaultWindow().downtime)
+    parser.add_argument(
+        "--same-config",
+        action="store_true",
+        help="every defect with the trials above (default: a defect the test finds with "
+        "trials of its own, the stale view's late joiner, is measured with those)",
+    )
     args = parser.parse_args()
     configure_logging("critical")
     window = FaultWindow(end=args.window_end, downtime=tuple(args.downtime))
@@ -58,12 +64,14 @@ def main() -> int:
         f"starts {args.starts}, "
         f"at most {args.limit} seeds each\n"
     )
+    own = {} if args.same_config else CONFIG_OF
     clean_failures = 0
-    for start in args.starts:
-        found = seeds_until_found(config, start, args.limit)
-        if found is not None:
-            clean_failures += 1
-            print(f"UNPATCHED seed {found.seed} fails: {found.violations[0]}")
+    for checked in [config, *{id(c): c for c in own.values()}.values()]:
+        for start in args.starts:
+            found = seeds_until_found(checked, start, args.limit)
+            if found is not None:
+                clean_failures += 1
+                print(f"UNPATCHED seed {found.seed} fails: {found.violations[0]}")
     print(f"{'defect':<46}{'min':>5}{'median':>8}{'max':>6}  first violation")
     for name in args.defects:
         taken: list[int] = []
@@ -73,7 +81,7 @@ def main() -> int:
             patch = pytest.MonkeyPatch()
             PLANTED[name](patch)
             try:
-                found = seeds_until_found(config, start, args.limit)
+                found = seeds_until_found(own.get(name, config), start, args.limit)
             finally:
                 patch.undo()
             if found is None:
@@ -83,6 +91,7 @@ def main() -> int:
             first = first or f"seed {found.seed}: {found.violations[0]}"
         shown = [str(n) if n <= args.limit else f">{args.limit}" for n in taken]
         median = statistics.median(taken)
+        name = name + (" (own trials)" if name in own else "")
         print(
             f"{name:<46}{min(taken):>5}{median:>8g}{shown[taken.index(max(taken))]:>6}  "
             f"{first[:110] or 'not found'} ({time.perf_counter() - began:.0f} s)",

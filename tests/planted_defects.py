@@ -21,6 +21,7 @@ import coordinator.poll_loop
 import persistence.emergency
 from coordinator.decider import Decider
 from coordinator.policy import rollout_machine
+from coordinator.trial_config import TrialConfig
 from persistence.rollouts import RolloutStore, _held_by, _raise_why_not_applied
 from persistence.shared_tasks import SharedTaskStore
 from persistence.tables import tasks
@@ -210,3 +211,20 @@ PLANTED: dict[str, Plant] = {
     "emergency nonce unchecked": plant_nonce_unchecked,
     "wave signalled before its predecessor's gate": plant_wave_before_gate,
 }
+
+
+CONFIG = TrialConfig(occurrences=5)
+"""Five occurrences: three waves with members, and every fault class."""
+LATE_JOINER = TrialConfig(
+    occurrences=5,
+    faults=(),
+    late_share=1.0,
+    late_start=(40.0, 52.0),
+    late_at_gate=True,
+    write_latency=(0.0, 0.2),
+)
+"""No faults; one occurrence always comes up late, the moment one of the wakeup's health
+gates falls due, and every write waits a seeded latency: its join races the driver's
+step from what it read (the default explorer reaches that race too rarely)."""
+CONFIG_OF = {"stale driver view": LATE_JOINER}
+"""The trials that find each defect (``CONFIG`` unless named here)."""

@@ -52,6 +52,14 @@ def test_a_claim_after_the_decision_is_reported() -> None:
     assert claims_after_decision(trail(decided, claimed)) == ["b claimed r after it was decided"]
 
 
+def test_a_task_given_back_after_the_decision_is_reported() -> None:
+    decided = (EventKind.DECISION_MADE, "a", 1.0, {})
+    released = (EventKind.TASK_RELEASED, "b", 2.0, {"error": "stale"})
+
+    assert claims_after_decision(trail(released, decided)) == []
+    assert claims_after_decision(trail(decided, released)) == ["b gave r back after it was decided"]
+
+
 @pytest.mark.parametrize("faulted", [set(), {"a-1"}])
 def test_a_takeover_is_reported_only_from_a_holder_no_fault_struck(faulted: set[str]) -> None:
     events = trail(

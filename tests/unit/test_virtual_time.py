@@ -9,7 +9,13 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from coordinator.virtual_time import VIRTUAL_EPOCH, Deadlock, VirtualClock, run_seeded
+from coordinator.virtual_time import (
+    VIRTUAL_EPOCH,
+    Deadlock,
+    Livelock,
+    VirtualClock,
+    run_seeded,
+)
 
 SEEDS = range(20)
 
@@ -37,6 +43,22 @@ def test_a_fleet_of_tasks_that_all_wait_forever_is_a_deadlock() -> None:
 
     with pytest.raises(Deadlock):
         run_seeded(main, seed=1)
+
+
+def test_tasks_that_spin_without_time_moving_on_are_a_livelock_and_clean_up() -> None:
+    cleaned: list[bool] = []
+
+    async def main() -> None:
+        await VirtualClock().sleep(5)
+        try:
+            while True:  # each turn yields, none waits for time: a hot loop at 5 s
+                await anyio.lowlevel.checkpoint()
+        finally:
+            cleaned.append(True)
+
+    with pytest.raises(Livelock, match=r"at 5\.000 s"):
+        run_seeded(main, seed=1)
+    assert cleaned == [True], "the run was cancelled, its clean-up ran"
 
 
 def schedule(seed: int) -> list[int]:
