@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,25 @@ def test_the_script_checks_the_repository_file() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# Variables the test suite reads, not the coordinator: no settings, so not in the reference.
+TEST_ONLY_VARIABLES = {"COORDINATOR_TEST_POSTGRES_URL", "COORDINATOR_REQUIRE_SPIN"}
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+)
+def test_every_coordinator_variable_the_docs_name_is_a_setting(page: str) -> None:
+    """A renamed or removed setting cannot linger in the prose around the reference."""
+    named = set(re.findall(r"COORDINATOR_[A-Z_]+[A-Z]", (ROOT / page).read_text()))
+    known = {f"COORDINATOR_{name.upper()}" for name in Settings.model_fields}
+    assert named - known - TEST_ONLY_VARIABLES == set()
+
+
+def test_the_readme_links_only_to_sections_the_reference_has() -> None:
+    readme = (ROOT / "README.md").read_text()
+    anchors = re.findall(r"\]\(docs/settings\.md#([a-z_]+)\)", readme)
+    assert anchors, "the README's settings excerpt links to docs/settings.md"
+    headings = set(re.findall(r"^### `([A-Z_]+)`$", render(), flags=re.MULTILINE))
+    assert {anchor.upper() for anchor in anchors} <= headings
