@@ -10,6 +10,8 @@ SHARED_OCCURRENCE_ID = "__shared__"
 """``agent_occurrence_id`` of agent-level tasks, seen by every occurrence (the FSD's convention)."""
 
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ID_RULE = "1-64 letters, digits, '.', '_' or '-'"
+"""What ``_VALID`` accepts, in words: for error messages and the settings reference."""
 
 
 def validate_occurrence_id(value: str) -> str:
@@ -19,9 +21,7 @@ def validate_occurrence_id(value: str) -> str:
             f"occurrence id {value!r} is reserved for shared tasks; pick another id"
         )
     if not _VALID.fullmatch(value):
-        raise InvalidOccurrenceId(
-            f"occurrence id {value!r} is invalid: use 1-64 letters, digits, '.', '_' or '-'"
-        )
+        raise InvalidOccurrenceId(f"occurrence id {value!r} is invalid: use {ID_RULE}")
     return value
 
 
@@ -32,7 +32,5 @@ DEFAULT_FLEET_ID = "default"
 def validate_fleet_id(value: str) -> str:
     """Return ``value`` if it is a usable fleet id, else raise ``InvalidFleetId``."""
     if not _VALID.fullmatch(value):
-        raise InvalidFleetId(
-            f"fleet id {value!r} is invalid: use 1-64 letters, digits, '.', '_' or '-'"
-        )
+        raise InvalidFleetId(f"fleet id {value!r} is invalid: use {ID_RULE}")
     return value

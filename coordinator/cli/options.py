@@ -46,6 +46,13 @@ def refuse(command: str, problem: object, code: int = EXIT_CONFIG) -> int:
 _CUSTOM_FLAGS = {"database_url": "--db", "occurrence_id": "--occurrence-id"}
 
 
+def setting_flag(name: str) -> str | None:
+    """The ``run`` flag that overrides setting ``name``, or None for a secret (env only)."""
+    if name in SECRET_SETTINGS:
+        return None
+    return _CUSTOM_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 def add_database_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
@@ -75,9 +82,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         f"{API_TOKEN_ENV} have no flag and come from the environment only)"
     )
     for name, field in Settings.model_fields.items():
-        if name == "database_url" or name in SECRET_SETTINGS:
+        flag = setting_flag(name)
+        if name == "database_url" or flag is None:  # --db is added above
             continue
-        flag = _CUSTOM_FLAGS.get(name, "--" + name.replace("_", "-"))
         default = field.default if field.default is not None else "unset"
         group.add_argument(
             flag,

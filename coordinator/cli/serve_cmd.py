@@ -19,11 +19,10 @@ from coordinator.cli.options import (
 from coordinator.keys import load_trusted_keys
 from coordinator.logs import configure_logging
 from schemas import ConfigurationError, DatabaseUnavailable, Settings
-from schemas.settings import API_TOKEN_ENV
+from schemas.settings import API_TOKEN_ENV, MIN_TOKEN_LENGTH
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8077
-MIN_TOKEN_LENGTH = 16  # characters; `openssl rand -hex 32` gives 64
 LISTEN_BACKLOG = 128
 
 
