@@ -92,12 +92,13 @@ class MemberActions:
         lease held by another is no reason to go: that holder may be dying."""
         member = self._member
         store = member.store
-        checked: int | None = None  # ``store.commits.fleet`` before the last read
+        checked: int | None = None  # ``store.commits.rollouts`` before the last read
         while not member.winding_down:
             # The rollout alone, not the fleet: a whole last wave waits here at once. Where
-            # the Store is the sole writer, read again only once something was committed.
-            if not (store.sole_writer and checked == store.commits.fleet):
-                before = store.commits.fleet
+            # the Store is the sole writer, read again only once a rollout was committed
+            # (not at each member's leaving: that would cost the wave's size squared).
+            if not (store.sole_writer and checked == store.commits.rollouts):
+                before = store.commits.rollouts
                 current = await member.persist("result check", lambda: store.rollout(rollout_id))
                 checked = before
                 if current.status is not RolloutStatus.RUNNING:

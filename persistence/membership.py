@@ -47,6 +47,17 @@ _HEARTBEAT = (
     .values(last_heartbeat_at=bindparam("beat_at"))
 )
 
+# A member's state changes a few times in its life, and a whole wave changes at once.
+_STATE_OF = select(occurrences.c.state).where(
+    occurrences.c.incarnation_id == bindparam("incarnation"), occurrences.c.stopped_at.is_(None)
+)
+_SET_STATE = (
+    update(occurrences)
+    .where(occurrences.c.incarnation_id == bindparam("incarnation"))
+    .values(state=bindparam("state"), last_heartbeat_at=bindparam("at"))
+)
+_SET_STATE_AND_STOP = _SET_STATE.values(stopped_at=bindparam("at"))
+
 
 async def latest_incarnations(conn: AsyncConnection) -> list[OccurrenceRecord]:
     """The newest incarnation of every occurrence id, stopped ones included."""
@@ -77,21 +88,13 @@ async def change_state(
 
     With ``stop`` the same update ends the incarnation (add ``stopped_events``): one
     statement fewer for a transaction that holds SQLite's write lock."""
-    previous = await conn.scalar(
-        select(occurrences.c.state).where(
-            occurrences.c.incarnation_id == me.incarnation_id,
-            occurrences.c.stopped_at.is_(None),
-        )
-    )
+    previous = await conn.scalar(_STATE_OF, {"incarnation": me.incarnation_id})
     if previous is None:
         raise Superseded(f"occurrence {me.occurrence_id!r} is no longer registered")
     if previous == state.value and not stop:
         return None
-    await conn.execute(
-        update(occurrences)
-        .where(occurrences.c.incarnation_id == me.incarnation_id)
-        .values(state=state.value, last_heartbeat_at=now, **({"stopped_at": now} if stop else {}))
-    )
+    values = {"incarnation": me.incarnation_id, "state": state.value, "at": now}
+    await conn.execute(_SET_STATE_AND_STOP if stop else _SET_STATE, values)
     if previous == state.value:
         return None
     return NewEvent(
