@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     health_timeout: Duration = 300.0
     health_poll: Interval = 5.0
     early_adopter_fraction: float = Field(default=0.3, gt=0, lt=1)
+    min_serving_fraction: float = Field(
+        default=0.8,
+        ge=0,
+        lt=1,
+        description="the fraction of a shutdown's planned members that keeps serving until "
+        "its last wave: the early adopters are cut to fit (0: no cut)",
+    )
     decision_window: Window = 86400.0
     discovery_grace: Wait = 10.0
     decision_timeout: Duration = Field(
