@@ -16,7 +16,8 @@ from coordinator.trial_config import TrialConfig, TrialOutcome
 from coordinator.virtual_time import run_seeded
 
 CONFIG = TrialConfig(occurrences=5)
-"""Five occurrences: three waves with members, and every fault class."""
+"""Five occurrences: a wakeup with three waves with members (a shutdown has two: 4 of 5
+must serve until its last wave), and every fault class."""
 LATE_JOINER = TrialConfig(occurrences=5, faults=(), late_share=1.0, late_start=(40.0, 52.0))
 """No faults; one occurrence always comes up while the wakeup's waves run: its join
 races the driver's steps (the default explorer reaches that race too rarely)."""
@@ -29,6 +30,7 @@ SEEDS_TO_FIND = {
     "decision written without its fencing token": 60,
     "emergency nonce unchecked": 20,
     "wave signalled before its predecessor's gate": 20,
+    "shutdown ignores the serving floor": 10,
 }
 CONFIG_OF = {"stale driver view": LATE_JOINER}
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from invariants import check_fleet_invariants, check_shutdown_capacity
 
+from coordinator.policy.groups import DEFAULT_MIN_SERVING_FRACTION
 from coordinator.simulation import SimulationConfig, simulate
 from persistence import Store
 from schemas import CanaryGroup, EventKind, TaskStatus
@@ -56,7 +57,8 @@ async def run(
     store = await Store.open(url)
     try:
         await check_fleet_invariants(store)
-        await check_shutdown_capacity(store)
+        minimum = (overrides or {}).get("min_serving_fraction", DEFAULT_MIN_SERVING_FRACTION)
+        await check_shutdown_capacity(store, minimum)
         for rollout in report["rollouts"]:
             assert rollout["decision_invocations"] == 1, rollout
     except BaseException:
