@@ -96,19 +96,21 @@ def serving_during_shutdown(
 ) -> dict[str, Any] | None:
     """The capacity the first accepted shutdown kept before its last wave, against
     ``MIN_SERVING_FRACTION``: the fewest in ``work`` (``min_available_during_shutdown``)
-    of its planned members, that fraction, and whether the floor held (``serving_floor``
-    of the planned members). None without an accepted shutdown."""
+    of its planned members, that fraction, the floor (``serving_floor`` of the planned
+    members) and whether it held. None without an accepted shutdown."""
     shutdown = _first_accepted_shutdown(rollouts)
     serving = min_available_during_shutdown(rollouts, events)
     if shutdown is None or serving is None:
         return None
     planned = sum(len(w.members) for w in shutdown.waves)
+    floor = serving_floor(planned, min_serving_fraction)
     return {
         "serving": serving,
         "planned": planned,
+        "floor": floor,
         "fraction": round(serving / planned, 4) if planned else 0.0,
         "minimum": min_serving_fraction,
-        "held": serving >= serving_floor(planned, min_serving_fraction),
+        "held": serving >= floor,
     }
 
 

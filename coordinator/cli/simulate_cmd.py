@@ -174,10 +174,17 @@ def plural(count: int, noun: str) -> str:
 
 
 def capacity_text(capacity: dict[str, Any]) -> str:
-    """ "8 of 9 (89%, minimum 80%)", or "... below the minimum 80%" when it did not hold."""
+    """ "8 of 9 (89%, minimum 80%)", or "... below the minimum 80%" when it did not hold
+    (a fault, or a fleet too small to spare even its explorer, which still leaves first)."""
     minimum = f"minimum {capacity['minimum']:.0%}"
-    held = minimum if capacity["held"] else f"below the {minimum}"
-    return f"{capacity['serving']} of {capacity['planned']} ({capacity['fraction']:.0%}, {held})"
+    planned = capacity["planned"]
+    if capacity["held"]:
+        verdict = minimum
+    elif capacity["floor"] >= planned:
+        verdict = f"below the {minimum}: {planned} cannot spare even the explorer"
+    else:
+        verdict = f"below the {minimum}"
+    return f"{capacity['serving']} of {planned} ({capacity['fraction']:.0%}, {verdict})"
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -101,6 +101,7 @@ async def test_lifecycle_of_nine(database_url: str) -> None:
         assert report["serving_during_shutdown"] == {
             "serving": 8,
             "planned": 9,
+            "floor": 8,
             "fraction": 0.8889,
             "minimum": 0.8,
             "held": True,
