@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from coordinator.policy.groups import DEFAULT_MIN_SERVING_FRACTION, serving_floor
+from coordinator.policy.rollout_machine import last_wave_index
 from persistence import Store
 from schemas import (
     WAVE_ORDER,
@@ -180,14 +182,36 @@ def _rollout_violations(rollout: RolloutRecord, mine: list[EventRecord]) -> list
     return replay.found
 
 
-async def capacity_violations(store: Store) -> list[str]:
-    """Before the last wave of a shutdown, only members of signalled waves went down."""
+def planned_capacity_violations(rollout: RolloutRecord, min_serving_fraction: float) -> list[str]:
+    """A shutdown's plan keeps ``serving_floor`` of its members serving until the last
+    wave: the waves before it hold at most ``N - serving_floor(N)`` members, or the
+    explorer alone when the fleet cannot spare even it (``shutdown_early_adopter_count``).
+    Members who joined the last wave late only raise the floor's headroom."""
+    last = last_wave_index(rollout)
+    planned = sum(len(w.members) for w in rollout.waves)
+    leaving_early = sum(len(w.members) for w in rollout.waves if w.index < last)
+    allowed = max(1, planned - serving_floor(planned, min_serving_fraction))
+    if leaving_early <= allowed:
+        return []
+    return [
+        f"{rollout.rollout_id}: {leaving_early} of {planned} planned to leave before the last "
+        f"wave, more than the {allowed} MIN_SERVING_FRACTION {min_serving_fraction:g} allows"
+    ]
+
+
+async def capacity_violations(
+    store: Store, min_serving_fraction: float = DEFAULT_MIN_SERVING_FRACTION
+) -> list[str]:
+    """Before the last wave of a shutdown, only members of signalled waves went down, and
+    the plan left at least ``min_serving_fraction`` of its members for the last wave
+    (``planned_capacity_violations``). Give the fraction the fleet ran with."""
     events = await store.events()
     found: list[str] = []
     for rollout in await store.rollouts(kind=LifecycleKind.SHUTDOWN, limit=None):
         if rollout.decision.verdict is not Verdict.ACCEPT:
             continue
-        last = max((w.index for w in rollout.waves if w.members), default=0)
+        found += planned_capacity_violations(rollout, min_serving_fraction)
+        last = last_wave_index(rollout)
         allowed: set[str] = set()
         for e in events:
             if e.rollout_id != rollout.rollout_id:

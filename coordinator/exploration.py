@@ -285,7 +285,7 @@ class _Trial:
     async def _final_checks(self, store: Store, fleet: SimulatedFleet) -> None:
         events = await store.events()
         found = await fleet_violations(store)
-        found += await capacity_violations(store)
+        found += await capacity_violations(store, self.settings.min_serving_fraction)
         found += claims_after_decision(events)
         faulted = {
             i.runtime.incarnation_id or ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from coordinator.policy.groups import serving_floor
 from coordinator.policy.rollout_machine import last_wave_index
 from coordinator.terminal_text import printable
 from schemas import (
@@ -54,12 +55,8 @@ def rollout_summary(
     }
 
 
-def min_available_during_shutdown(
-    rollouts: Iterable[RolloutRecord], events: Iterable[EventRecord]
-) -> int | None:
-    """Fewest occurrences in ``work`` between the shutdown decision and the signal of its
-    last wave (the capacity the fleet kept while the canary waves went down)."""
-    shutdown = next(
+def _first_accepted_shutdown(rollouts: Iterable[RolloutRecord]) -> RolloutRecord | None:
+    return next(
         (
             r
             for r in rollouts
@@ -67,6 +64,14 @@ def min_available_during_shutdown(
         ),
         None,
     )
+
+
+def min_available_during_shutdown(
+    rollouts: Iterable[RolloutRecord], events: Iterable[EventRecord]
+) -> int | None:
+    """Fewest occurrences in ``work`` between the shutdown decision and the signal of its
+    last wave (the capacity the fleet kept while the canary waves went down)."""
+    shutdown = _first_accepted_shutdown(rollouts)
     if shutdown is None:
         return None
     last = shutdown.waves[last_wave_index(shutdown)]
@@ -84,6 +89,29 @@ def min_available_during_shutdown(
         if event.at >= shutdown.created_at:
             lowest = len(working) if lowest is None else min(lowest, len(working))
     return lowest
+
+
+def serving_during_shutdown(
+    rollouts: Sequence[RolloutRecord], events: Iterable[EventRecord], min_serving_fraction: float
+) -> dict[str, Any] | None:
+    """The capacity the first accepted shutdown kept before its last wave, against
+    ``MIN_SERVING_FRACTION``: the fewest in ``work`` (``min_available_during_shutdown``)
+    of its planned members, that fraction, the floor (``serving_floor`` of the planned
+    members) and whether it held. None without an accepted shutdown."""
+    shutdown = _first_accepted_shutdown(rollouts)
+    serving = min_available_during_shutdown(rollouts, events)
+    if shutdown is None or serving is None:
+        return None
+    planned = sum(len(w.members) for w in shutdown.waves)
+    floor = serving_floor(planned, min_serving_fraction)
+    return {
+        "serving": serving,
+        "planned": planned,
+        "floor": floor,
+        "fraction": round(serving / planned, 4) if planned else 0.0,
+        "minimum": min_serving_fraction,
+        "held": serving >= floor,
+    }
 
 
 def clock_label(seconds: float) -> str:

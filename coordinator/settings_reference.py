@@ -45,6 +45,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Rollout waves",
         (
             "early_adopter_fraction",
+            "min_serving_fraction",
             "explorer_soak",
             "early_adopter_soak",
             "health_timeout",

@@ -28,6 +28,7 @@ from coordinator.hooks import LifecycleHooks, WaveContext
 from coordinator.report import (
     min_available_during_shutdown,
     rollout_summary,
+    serving_during_shutdown,
     timeline,
 )
 from coordinator.runtime import OccurrenceRuntime
@@ -42,6 +43,7 @@ from schemas import (
     OccurrenceState,
     RolloutRecord,
     RolloutStatus,
+    Settings,
     kind_policy,
     load_settings,
 )
@@ -162,8 +164,9 @@ async def simulate(
     engine = ScriptedEngine(accept_shutdown=config.scenario != "reject")
     # The operator's key for the emergency scenario: made for this run, kept in memory.
     key = _operator_key(config.seed) if config.scenario == "emergency" else None
+    base = _fleet_settings(config, url, key)
     try:
-        acks = await _run(config, url, clock, store, engine, key, on_line)
+        acks = await _run(config, base, clock, store, engine, key, on_line)
         rollouts = list(reversed(await store.rollouts(limit=None)))
         events = await store.events()
         members = await store.members()
@@ -182,6 +185,9 @@ async def simulate(
         "rollouts": [rollout_summary(r, origin=origin, invocations=invocations) for r in rollouts],
         "final_states": {m.occurrence_id: m.state.value for m in members},
         "min_available_during_shutdown": min_available_during_shutdown(rollouts, events),
+        "serving_during_shutdown": serving_during_shutdown(
+            rollouts, events, base.min_serving_fraction
+        ),
         "emergency": acks.to_json() if acks else None,
         "emergency_lines": acks.lines() if acks else [],
         "simulated_seconds": round(clock.now() - origin, 1),
@@ -195,18 +201,11 @@ def _operator_key(seed: int | None) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
 
 
-async def _run(
-    config: SimulationConfig,
-    url: str,
-    clock: SimClock,
-    store: Store,
-    engine: ScriptedEngine,
-    key: Ed25519PrivateKey | None,
-    on_line: Callable[[str], None] | None,
-) -> AckReport | None:
-    hooks = _hooks(config)
+def _fleet_settings(config: SimulationConfig, url: str, key: Ed25519PrivateKey | None) -> Settings:
+    """The settings of every simulated occurrence but its id, read from the environment
+    once, with the run's overrides on top."""
     trusted = {"trusted_keys": public_key_text(key.public_key())} if key else {}
-    base = load_settings(
+    return load_settings(
         **{
             "agent_occurrence_count": config.occurrences,
             **config.overrides,
@@ -215,7 +214,19 @@ async def _run(
             "occurrence_id": "occurrence-1",
         }
     )
-    # Read from the environment once: only the id differs (each one valid, checked here).
+
+
+async def _run(
+    config: SimulationConfig,
+    base: Settings,
+    clock: SimClock,
+    store: Store,
+    engine: ScriptedEngine,
+    key: Ed25519PrivateKey | None,
+    on_line: Callable[[str], None] | None,
+) -> AckReport | None:
+    hooks = _hooks(config)
+    # Only the id differs between occurrences (each one valid, checked here).
     runtimes = [
         OccurrenceRuntime(
             base.model_copy(update={"occurrence_id": validate_occurrence_id(f"occurrence-{i}")}),

@@ -268,6 +268,15 @@ class Settings(BaseSettings):
         "`max(1, int(total * fraction))` occurrences (of 9: 1 explorer, 2 early adopters, "
         "6 general). Raise it for a larger second wave.",
     )
+    min_serving_fraction: float = Field(
+        default=0.8,
+        ge=0,
+        lt=1,
+        description="The share of a shutdown's planned members that keeps serving until its "
+        "last wave: at least `ceil(fraction * N)` of N; the shutdown's early adopters are cut "
+        "to fit and join the general wave (of 9: 1 / 0 / 8). 0 keeps the canary groups as "
+        "they are; wakeups are never cut.",
+    )
     decision_window: Window = Field(
         default=86400.0,
         description="A wakeup decided within this window, and not followed by an accepted "

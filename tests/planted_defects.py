@@ -1,7 +1,7 @@
 """Defects the deterministic simulator must find, each planted by patching the product
-from outside (no switch in the product code): the three of the defects issue, and four
-classic ones. Each ``plant_*`` takes a ``pytest.MonkeyPatch`` and applies one defect; the
-patch is undone with the monkeypatch.
+from outside (no switch in the product code): the three of the defects issue, four
+classic ones, and the capacity floor of a shutdown's plan. Each ``plant_*`` takes a
+``pytest.MonkeyPatch`` and applies one defect; the patch is undone with the monkeypatch.
 
 Each patch keeps everything of the real code but the one guard it removes, so what the
 simulator finds is that guard's absence, not a different program.
@@ -20,7 +20,7 @@ import coordinator.member_actions
 import coordinator.poll_loop
 import persistence.emergency
 from coordinator.decider import Decider
-from coordinator.policy import rollout_machine
+from coordinator.policy import groups, rollout_machine
 from coordinator.trial_config import TrialConfig
 from persistence.rollouts import RolloutStore, _held_by, _raise_why_not_applied
 from persistence.shared_tasks import SharedTaskStore
@@ -180,6 +180,17 @@ def plant_nonce_unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(persistence.emergency, "_nonce_used", never_used)
 
 
+def plant_shutdown_capacity_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shutdown is planned with the FSD's groups as they are: its early adopters are not
+    cut to keep MIN_SERVING_FRACTION of the fleet serving until the last wave."""
+    early_adopter_count = groups.early_adopter_count
+
+    def uncut(total: int, fraction: float, min_serving_fraction: float) -> int:
+        return early_adopter_count(total, fraction)
+
+    monkeypatch.setattr(groups, "shutdown_early_adopter_count", uncut)
+
+
 def plant_wave_before_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The next wave is signalled while its predecessor still soaks, before its gate."""
     step_rollout = rollout_machine.step_rollout
@@ -210,11 +221,13 @@ PLANTED: dict[str, Plant] = {
     "decision written without its fencing token": plant_unfenced_decision_write,
     "emergency nonce unchecked": plant_nonce_unchecked,
     "wave signalled before its predecessor's gate": plant_wave_before_gate,
+    "shutdown ignores the serving floor": plant_shutdown_capacity_ignored,
 }
 
 
 CONFIG = TrialConfig(occurrences=5)
-"""Five occurrences: three waves with members, and every fault class."""
+"""Five occurrences: a wakeup with three waves with members (a shutdown has two: 4 of 5
+must serve until its last wave), and every fault class."""
 LATE_JOINER = TrialConfig(
     occurrences=5,
     faults=(),

@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from coordinator.policy.member_policy import ACTIVE_STATES
 from persistence import Store
 from schemas import (
     CommandKind,
@@ -94,6 +95,7 @@ def families(records: FleetRecords, *, version: str, backend: str) -> list[Metri
         up,
         info,
         _occurrences(records),
+        _serving_fraction(records),
         _rollouts(records.rollouts),
         _wave_durations(records.rollouts),
         _decision_latencies(records.task_events),
@@ -130,6 +132,42 @@ def _occurrences(records: FleetRecords) -> GaugeMetricFamily:
     for state in OccurrenceState:
         for alive_label in ("true", "false"):
             family.add_metric([state.value, alive_label], counts[(state.value, alive_label)])
+    return family
+
+
+SERVING_FRACTION_HELP = (
+    "Share of the fleet serving: while a shutdown is in progress (running or paused), its "
+    "planned members alive in work over its planned members; otherwise alive occurrences "
+    "in work over the live ones (starting, wakeup or work); 0 when there are none"
+)
+
+
+def serving_fraction(records: FleetRecords) -> float:
+    """The share of the fleet serving now (see ``SERVING_FRACTION_HELP``): during a
+    shutdown, of what its plan holds, so it reads against ``MIN_SERVING_FRACTION``."""
+    alive = [m for m in records.members if m.is_alive(records.now, records.member_ttl)]
+    shutdown = next(
+        (
+            r
+            for r in records.rollouts
+            if r.kind is LifecycleKind.SHUTDOWN and not r.status.is_finished
+        ),
+        None,
+    )
+    if shutdown is not None:
+        planned = {m for w in shutdown.waves for m in w.members}
+        serving = sum(
+            1 for m in alive if m.occurrence_id in planned and m.state is OccurrenceState.WORK
+        )
+        return serving / len(planned) if planned else 0.0
+    live = [m for m in alive if m.state in ACTIVE_STATES]
+    serving = sum(1 for m in live if m.state is OccurrenceState.WORK)
+    return serving / len(live) if live else 0.0
+
+
+def _serving_fraction(records: FleetRecords) -> GaugeMetricFamily:
+    family = GaugeMetricFamily("coordinator_serving_fraction", SERVING_FRACTION_HELP)
+    family.add_metric([], serving_fraction(records))
     return family
 
 

@@ -173,6 +173,20 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def capacity_text(capacity: dict[str, Any]) -> str:
+    """ "8 of 9 (89%, minimum 80%)", or "... below the minimum 80%" when it did not hold
+    (a fault, or a fleet too small to spare even its explorer, which still leaves first)."""
+    minimum = f"minimum {capacity['minimum']:.0%}"
+    planned = capacity["planned"]
+    if capacity["held"]:
+        verdict = minimum
+    elif capacity["floor"] >= planned:
+        verdict = f"below the {minimum}: {planned} cannot spare even the explorer"
+    else:
+        verdict = f"below the {minimum}"
+    return f"{capacity['serving']} of {planned} ({capacity['fraction']:.0%}, {verdict})"
+
+
 def summary(report: dict[str, Any]) -> str:
     lines = ["Summary"]
     for r in report["rollouts"]:
@@ -201,11 +215,10 @@ def summary(report: dict[str, Any]) -> str:
     for state in report["final_states"].values():
         counts[state] = counts.get(state, 0) + 1
     lines.append("  final states: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    available = report["min_available_during_shutdown"]
-    if available is not None:
+    capacity = report["serving_during_shutdown"]
+    if capacity is not None:
         lines.append(
-            f"  min available during shutdown (before the last wave): "
-            f"{available} of {report['occurrences']}"
+            f"  min serving during shutdown (before the last wave): {capacity_text(capacity)}"
         )
     lines.append(f"  simulated time: {report['simulated_seconds']:g} s")
     return "\n".join(lines)

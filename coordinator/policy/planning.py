@@ -17,6 +17,7 @@ from schemas import (
     PlannedWave,
     RolloutPlan,
     Settings,
+    kind_policy,
 )
 
 
@@ -78,8 +79,15 @@ def build_plan(
     *,
     request_reason: str | None = None,
 ) -> RolloutPlan:
+    """The waves of a rollout of ``kind``: explorer, early adopters, general (the last).
+    When members leave (a shutdown), the early adopters are cut so that at least
+    ``min_serving_fraction`` of the planned members serve until the last wave (see
+    ``shutdown_early_adopter_count``); a wakeup takes the groups as they are."""
     member_ids = set(members) | {decider}
-    groups = assign_canary_groups(decider, member_ids, settings.early_adopter_fraction)
+    capacity = settings.min_serving_fraction if kind_policy(kind).members_leave else None
+    groups = assign_canary_groups(
+        decider, member_ids, settings.early_adopter_fraction, min_serving_fraction=capacity
+    )
     soaks = {
         CanaryGroup.EXPLORER: settings.explorer_soak,
         CanaryGroup.EARLY_ADOPTER: settings.early_adopter_soak,

@@ -121,6 +121,8 @@ async def test_metrics_count_the_fleet_in_prometheus_text(api: ApiServer, seeded
     assert samples[("coordinator_up", ())] == 1
     assert samples[("coordinator_occurrences", (("alive", "true"), ("state", "work")))] == 3
     assert samples[("coordinator_occurrences", (("alive", "false"), ("state", "work")))] == 0
+    # No shutdown in progress: the three live occurrences, all in work.
+    assert samples[("coordinator_serving_fraction", ())] == 1.0
     assert samples[("coordinator_rollouts", (("kind", "wakeup"), ("status", "running")))] == 1
     assert samples[("coordinator_rollouts", (("kind", "shutdown"), ("status", "running")))] == 0
     # The seeded wakeup was decided once: one observation of decision latency.

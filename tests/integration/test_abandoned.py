@@ -29,7 +29,9 @@ from schemas import (
     WaveStatus,
 )
 
-SETTINGS = fast_settings(occurrence_id="d")
+# No capacity floor: the FSD's groups, so an early adopter (b) leaves before the last wave
+# (at the default MIN_SERVING_FRACTION a shutdown of four has no early adopter).
+SETTINGS = fast_settings(occurrence_id="d", min_serving_fraction=0.0)
 WINDOW = 86400.0
 TTL = SETTINGS.member_ttl
 

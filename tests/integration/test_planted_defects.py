@@ -22,6 +22,7 @@ SEEDS_TO_FIND = {
     "decision written without its fencing token": 40,
     "emergency nonce unchecked": 20,
     "wave signalled before its predecessor's gate": 20,
+    "shutdown ignores the serving floor": 10,
 }
 
 

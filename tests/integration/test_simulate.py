@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from invariants import check_fleet_invariants, check_shutdown_capacity
 
+from coordinator.policy.groups import DEFAULT_MIN_SERVING_FRACTION
 from coordinator.simulation import SimulationConfig, simulate
 from persistence import Store
 from schemas import CanaryGroup, EventKind, TaskStatus
@@ -56,7 +57,8 @@ async def run(
     store = await Store.open(url)
     try:
         await check_fleet_invariants(store)
-        await check_shutdown_capacity(store)
+        minimum = (overrides or {}).get("min_serving_fraction", DEFAULT_MIN_SERVING_FRACTION)
+        await check_shutdown_capacity(store, minimum)
         for rollout in report["rollouts"]:
             assert rollout["decision_invocations"] == 1, rollout
     except BaseException:
@@ -81,19 +83,29 @@ async def test_lifecycle_of_nine(database_url: str) -> None:
             ("wakeup", "completed"),
             ("shutdown", "completed"),
         ], [(r["kind"], r["status"], r.get("abort_reason"), r["waves"]) for r in report["rollouts"]]
-        for kind in ("wakeup", "shutdown"):
+        # The wakeup follows the FSD's groups; the shutdown keeps MIN_SERVING_FRACTION
+        # (0.8: 8 of 9) serving until its last wave, so no early adopter leaves before it.
+        for kind, sizes in (("wakeup", [1, 2, 6]), ("shutdown", [1, 0, 8])):
             plan = waves(report, kind)
-            assert [len(plan[g]["members"]) for g in ("explorer", "early_adopter", "general")] == [
-                1,
-                2,
-                6,
-            ]
-            assert all(w["status"] == "healthy" for w in plan.values())
+            assert [len(plan[g]["members"]) for g in ("explorer", "early_adopter", "general")] == (
+                sizes
+            )
+            assert all(
+                w["status"] == ("healthy" if w["members"] else "skipped") for w in plan.values()
+            )
             assert plan["explorer"]["members"] == [rollout(report, kind)["decided_by"]]
         assert set(report["final_states"].values()) == {"shutdown"}
         assert len(report["final_states"]) == 9
-        # Explorer and early adopters down, six still serving before the last wave.
-        assert report["min_available_during_shutdown"] == 6
+        # Only the explorer down, eight still serving before the last wave.
+        assert report["min_available_during_shutdown"] == 8
+        assert report["serving_during_shutdown"] == {
+            "serving": 8,
+            "planned": 9,
+            "floor": 8,
+            "fraction": 0.8889,
+            "minimum": 0.8,
+            "held": True,
+        }
     finally:
         await store.close()
 
@@ -104,6 +116,7 @@ async def test_wakeup_only_leaves_everyone_working(database_url: str) -> None:
     assert [r["status"] for r in report["rollouts"]] == ["completed"]
     assert set(report["final_states"].values()) == {"work"}
     assert report["min_available_during_shutdown"] is None
+    assert report["serving_during_shutdown"] is None
 
 
 async def test_explorer_failure_aborts_and_fails_the_task(database_url: str) -> None:
@@ -173,7 +186,11 @@ async def test_rejected_shutdown_changes_nothing(database_url: str) -> None:
 
 @pytest.mark.parametrize("fail", ["explorer", "early_adopter"])
 async def test_failed_shutdown_wave_keeps_the_rest_serving(database_url: str, fail: str) -> None:
-    report, store = await run(database_url, "shutdown", fail=fail)
+    # At the default MIN_SERVING_FRACTION a shutdown of 6 has no early adopter (5 of 6
+    # must serve until the last wave): without the floor, the FSD's 1 / 1 / 4.
+    report, store = await run(
+        database_url, "shutdown", fail=fail, overrides={"min_serving_fraction": 0.0}
+    )
     try:
         shutdown = rollout(report, "shutdown")
         plan = waves(report, "shutdown")
@@ -196,7 +213,10 @@ async def test_shutdown_with_general_failure_completes(database_url: str) -> Non
     plan = waves(report, "shutdown")
     assert rollout(report, "shutdown")["status"] == "completed"
     assert plan["general"]["status"] == "failed"
-    assert plan["explorer"]["status"] == plan["early_adopter"]["status"] == "healthy"
+    assert plan["explorer"]["status"] == "healthy"
+    # 6 at MIN_SERVING_FRACTION 0.8: 5 must serve until the last wave, none early.
+    assert (plan["early_adopter"]["members"], plan["early_adopter"]["status"]) == ([], "skipped")
+    assert len(plan["general"]["members"]) == 5
 
 
 # Simulated seconds: the stop must land while the shutdown soaks after its explorer,

@@ -100,6 +100,9 @@ async def start_fleet_and_shutdown(
         AGENT_OCCURRENCE_COUNT="4",
         COORDINATOR_EXPLORER_SOAK="4",
         COORDINATOR_EARLY_ADOPTER_SOAK="4",
+        # No capacity floor: the shutdown keeps an early-adopter wave (1 / 1 / 2) for the
+        # driver to be killed across; at the default 0.8 a fleet of four has none.
+        COORDINATOR_MIN_SERVING_FRACTION="0",
     )
     fleet = Fleet(tmp_path, env)
     fleet_of.append(fleet)

@@ -1,6 +1,6 @@
 """What the command line prints, as pure functions: escaped stored text, the current
-wave in `status`, wave results in the timeline, one FAIL line per failed smoke check, and
-the argument types that refuse bad values."""
+wave in `status`, wave results in the timeline, one FAIL line per failed smoke check, the
+argument types that refuse bad values, and simulate's capacity line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coordinator.cli.arguments import bounded_int, reason_text, seconds, utf8_text
+from coordinator.cli.simulate_cmd import capacity_text
 from coordinator.cli.smoke_cmd import check_lines
 from coordinator.fleet_report import render
 from coordinator.report import Timeline
@@ -223,3 +224,31 @@ def test_bounded_int() -> None:
     for text in ("0", "11", "1.5", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
             bounded_int(1, 10)(text)
+
+
+# --- simulate's capacity line -------------------------------------------------------------
+
+
+def capacity(serving: int, planned: int, floor: int, minimum: float = 0.8) -> dict[str, Any]:
+    return {
+        "serving": serving,
+        "planned": planned,
+        "floor": floor,
+        "fraction": round(serving / planned, 4),
+        "minimum": minimum,
+        "held": serving >= floor,
+    }
+
+
+def test_the_capacity_line_gives_the_fraction_and_the_minimum() -> None:
+    assert capacity_text(capacity(8, 9, 8)) == "8 of 9 (89%, minimum 80%)"
+    assert capacity_text(capacity(80, 100, 80)) == "80 of 100 (80%, minimum 80%)"
+
+
+def test_the_capacity_line_says_when_the_minimum_did_not_hold_and_why() -> None:
+    # A member lost before the last wave: below the floor the plan kept.
+    assert capacity_text(capacity(7, 9, 8)) == "7 of 9 (78%, below the minimum 80%)"
+    # Three cannot keep 80% and still let one leave first.
+    assert capacity_text(capacity(2, 3, 3)) == (
+        "2 of 3 (67%, below the minimum 80%: 3 cannot spare even the explorer)"
+    )

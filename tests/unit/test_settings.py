@@ -55,6 +55,8 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert (loaded.explorer_soak, loaded.early_adopter_soak) == (30.0, 60.0)
     assert (loaded.health_poll, loaded.health_timeout) == (5.0, 300.0)
     assert loaded.early_adopter_fraction == 0.3
+    # The spec's capacity target: 80 % of a shutdown's fleet serves until its last wave.
+    assert loaded.min_serving_fraction == 0.8
     assert loaded.decision_window == 24 * 3600
     # The defaults are coherent with each other.
     assert loaded.member_ttl > loaded.heartbeat_interval
@@ -67,6 +69,7 @@ def test_environment_variables_are_read(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("COORDINATOR_EXPLORER_SOAK", "12.5")
     clean_env.setenv("COORDINATOR_EARLY_ADOPTER_FRACTION", "0.5")
     clean_env.setenv("COORDINATOR_HEALTH_POLL", "2")
+    clean_env.setenv("COORDINATOR_MIN_SERVING_FRACTION", "0")
     clean_env.setenv("COORDINATOR_DATABASE_URL", "sqlite:////var/lib/fleet.db")
 
     loaded = load_settings()
@@ -76,6 +79,7 @@ def test_environment_variables_are_read(clean_env: pytest.MonkeyPatch) -> None:
     assert loaded.explorer_soak == 12.5
     assert loaded.early_adopter_fraction == 0.5
     assert loaded.health_poll == 2.0
+    assert loaded.min_serving_fraction == 0.0  # 0 is allowed: no cut
     assert loaded.database_url == "sqlite+aiosqlite:////var/lib/fleet.db"
 
 
@@ -155,6 +159,7 @@ BAD_VALUES: list[tuple[str, str]] = [
         for value in ("-0.5", "abc", "nan", "inf", "1e308", "604801")
     ],
     *[("early_adopter_fraction", value) for value in ("0", "1", "1.5", "-0.1", "abc")],
+    *[("min_serving_fraction", value) for value in ("1", "1.5", "-0.1", "nan", "abc")],
     *[("agent_occurrence_count", value) for value in ("0", "-3", "2.5", "abc")],
 ]
 
