@@ -45,6 +45,8 @@ async def test_the_last_wave_records_the_result_even_when_its_driver_is_lost(
         COORDINATOR_EXPLORER_SOAK="15",
         # It stays frozen for about the two soaks: it must not be judged gone meanwhile.
         COORDINATOR_MEMBER_TTL="90",
+        # The canary groups as planned (1 / 1 / 2): a last wave of two, one to freeze.
+        COORDINATOR_MIN_SERVING_FRACTION="0",
     )
     fleet = Fleet(tmp_path, env)
     fleets.append(fleet)
