@@ -26,6 +26,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -138,7 +139,7 @@ class _PlainWrite:
         if parameters is None:
             parameters = {}
         elif not isinstance(parameters, Mapping) or not parameters.keys() <= self.accepted:
-            return None
+            return None  # several rows, or a name SQLAlchemy would add to the statement
         given = {**self.fixed, **parameters}
         convert = self.convert
         try:
@@ -149,19 +150,25 @@ class _PlainWrite:
         except KeyError:  # a parameter left out: SQLAlchemy says which
             return None
 
-    @property
+    @cached_property
     def accepted(self) -> frozenset[str]:
         return frozenset(self.names)
 
 
-_PLAIN: dict[int, tuple[Any, _PlainWrite | None]] = {}
+_SEEN_ONCE = "seen once"
+_PLAIN: dict[int, tuple[Any, _PlainWrite | str | None]] = {}
 """By statement identity (the statement kept beside, so its id stays its own)."""
 
 
 def _plain_write(statement: Any, dialect: Any) -> _PlainWrite | None:
+    """The plain form of a statement run before: one built anew at each call is left to
+    SQLAlchemy (whose cache knows it by its shape), not compiled here every time."""
     known = _PLAIN.get(id(statement))
-    if known is not None and known[0] is statement:
-        return known[1]
+    if known is None or known[0] is not statement:
+        _remember(statement, _SEEN_ONCE)
+        return None
+    if known[1] is not _SEEN_ONCE:
+        return cast(_PlainWrite | None, known[1])
     plain = None
     # An UPDATE that names what it sets, or a DELETE: what it compiles to does not
     # depend on the parameters (an INSERT's columns and an UPDATE's bare SET do).
@@ -177,10 +184,14 @@ def _plain_write(statement: Any, dialect: Any) -> _PlainWrite | None:
                 if bind.callable is None and not bind.required
             }
             plain = _PlainWrite(compiled.string, names, fixed, dict(compiled._bind_processors))
+    _remember(statement, plain)
+    return plain
+
+
+def _remember(statement: Any, plain: _PlainWrite | str | None) -> None:
     if len(_PLAIN) > 1000:
         _PLAIN.clear()
     _PLAIN[id(statement)] = (statement, plain)
-    return plain
 
 
 class InlineEngine:
